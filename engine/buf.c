@@ -1,0 +1,67 @@
+#include "engine/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void buf_init(buf_t *b)
+{
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+void buf_fini(buf_t *b)
+{
+    free(b->data);
+    buf_init(b);
+}
+
+void buf_reserve(buf_t *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra)
+        cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (!data)
+        PANIC("out of memory growing a buffer to %zu bytes", cap);
+    b->data = data;
+    b->cap = cap;
+}
+
+void buf_append(buf_t *b, const void *data, size_t len)
+{
+    if (len == 0)
+        return;
+    buf_reserve(b, len);
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+void buf_printf(buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+
+    buf_reserve(b, 128);
+    va_start(ap, fmt);
+    int need = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    ASSERT(need >= 0);
+    if ((size_t)need >= b->cap - b->len) {
+        /* Did not fit: grow to the size it told us and format again. */
+        buf_reserve(b, (size_t)need + 1);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+    }
+    b->len += (size_t)need;
+}
+
+char *buf_steal(buf_t *b, size_t *len)
+{
+    char *data = b->data;
+    if (len)
+        *len = b->len;
+    buf_init(b);
+    return data;
+}

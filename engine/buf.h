@@ -1,0 +1,35 @@
+/*
+ * buf.h - a growable byte buffer for building replies (metrics pages, HTTP
+ * responses). Not for the hot receive path, which uses provided buffers.
+ *
+ * Allocation failure is treated as fatal: buffers here are small and bounded
+ * by their callers (a metrics page, one HTTP response).
+ * Threads: a buf_t belongs to whoever holds it.
+ */
+#ifndef PRESENCED_BUF_H
+#define PRESENCED_BUF_H
+
+#include <stdarg.h>
+
+#include "engine/common.h"
+
+typedef struct {
+    char *data;
+    size_t len;
+    size_t cap;
+} buf_t;
+
+void buf_init(buf_t *b);
+void buf_fini(buf_t *b);
+void buf_reserve(buf_t *b, size_t extra);
+void buf_append(buf_t *b, const void *data, size_t len);
+void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Hands the bytes to the caller (free() them); b is left empty. */
+char *buf_steal(buf_t *b, size_t *len);
+
+static inline void buf_append_str(buf_t *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
+
+#endif
