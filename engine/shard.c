@@ -1,0 +1,864 @@
+/*
+ * shard.c - a shard's logic; see shard.h (protocols) and shard_int.h (drivers).
+ *
+ * Connection states:
+ *
+ *        accepted / arrived
+ *              |
+ *              v            conn_close(graceful), output queued
+ *           [OPEN] ----------------------------------> [DRAINING]
+ *            |   |  conn_handoff                           | output sent
+ *            |   +-------------> [MOVING] --moved--> (freed here, lives on dst)
+ *            |  close (peer, error, idle, overflow)        |
+ *            +------------------> [CLOSING] <--------------+
+ *                                    | io closed, no recv or send in flight
+ *                                    v
+ *                                 (freed)
+ */
+#include "engine/shard_int.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "engine/log.h"
+
+enum {
+    CONN_OPEN = 1,
+    CONN_DRAINING,
+    CONN_MOVING,
+    CONN_CLOSING,
+};
+
+enum {
+    CONN_F_RECV = 1u << 0,      /* multishot receive armed */
+    CONN_F_SEND = 1u << 1,      /* a send in flight */
+    CONN_F_FLUSH = 1u << 2,     /* on the shard's flush list */
+    CONN_F_IO_CLOSED = 1u << 3, /* driver released the socket */
+    CONN_F_MOVE_SENT = 1u << 4, /* driver asked to move the socket */
+};
+
+/* Output is kept in chunks of this size (or one write's size if larger), so
+ * that each turn sends a chunk with a single send and small writes coalesce. */
+#define CONN_CHUNK_BYTES 16384u
+
+typedef struct out_chunk {
+    struct out_chunk *next;
+    uint32_t off, len, cap;
+    char data[];
+} out_chunk_t;
+
+/* Travels with a moving connection. Allocated by the source shard, returned to
+ * it for release once the target has copied what it needs. */
+typedef struct {
+    const conn_proto_t *proto;
+    void *state;
+    uint32_t idle_timeout_ms;
+    uint16_t src;
+    bool fd_arrived, msg_arrived;
+    int32_t handle;             /* on the target, once arrived */
+    char *in;                   /* bytes the protocol had not consumed */
+    size_t in_len;
+    char *out;                  /* output queued but not yet sent */
+    size_t out_len;
+} conn_move_t;
+
+struct conn {
+    uint32_t index;
+    uint32_t gen;
+    int32_t handle;
+    uint8_t state;
+    uint8_t flags;
+    uint8_t close_reason;
+    uint8_t closed_reported;    /* proto->on_close already called */
+    uint16_t move_dst;          /* while CONN_MOVING */
+    uint8_t io_flags;           /* the driver's own */
+    shard_t *shard;
+    const conn_proto_t *proto;
+    void *proto_state;
+    out_chunk_t *out_head, *out_tail;
+    uint32_t out_bytes;
+    uint32_t idle_timeout_ms;
+    conn_t *flush_next;
+    conn_move_t *move;
+    uint64_t last_rx_ms;
+    timer_ent_t idle_timer;
+};
+
+struct shard {
+    shard_config_t cfg;
+    uint64_t now_ms;
+    timer_wheel_t timers;
+    /* Connection table: index -> conn, with a free list of indices. */
+    conn_t **conns;
+    uint32_t conns_cap;
+    uint32_t conns_used;        /* live entries (includes closing, moving) */
+    uint32_t *free_idx;
+    uint32_t free_count;
+    uint32_t next_gen;
+    uint32_t open;              /* OPEN or DRAINING */
+    conn_t *flush_head, *flush_tail;
+    _Atomic bool stop_requested;
+    bool stopping;
+    timer_ent_t drain_timer;
+};
+
+shard_metric_ids_t shard_mid;
+
+static const char *const close_reason_names[CONN_CLOSE_REASONS] = {
+    "peer", "local", "error", "idle", "overflow", "shutdown",
+};
+
+void shard_metrics_register(metrics_t *m)
+{
+    shard_mid.accepted = metrics_register(m, "connections_accepted_total",
+                                          "Connections accepted or handed in.", METRIC_COUNTER);
+    shard_mid.closed = metrics_register_labelled(
+        m, "connections_closed_total", "Connections closed, by reason.", METRIC_COUNTER,
+        "reason", close_reason_names, CONN_CLOSE_REASONS);
+    shard_mid.open = metrics_register(m, "connections_open", "Connections open now.",
+                                      METRIC_GAUGE);
+    shard_mid.bytes_in = metrics_register(m, "received_bytes_total", "Bytes received.",
+                                          METRIC_COUNTER);
+    shard_mid.bytes_out = metrics_register(m, "sent_bytes_total", "Bytes sent.",
+                                           METRIC_COUNTER);
+    shard_mid.turns = metrics_register(m, "loop_turns_total", "Shard loop turns.",
+                                       METRIC_COUNTER);
+    shard_mid.overflows = metrics_register(
+        m, "output_queue_overflows_total",
+        "Connections closed because their output queue passed its bound.", METRIC_COUNTER);
+    shard_mid.handoffs_out = metrics_register(m, "connection_handoffs_out_total",
+                                              "Connections moved to another shard.",
+                                              METRIC_COUNTER);
+    shard_mid.handoffs_in = metrics_register(m, "connection_handoffs_in_total",
+                                             "Connections moved in from another shard.",
+                                             METRIC_COUNTER);
+    shard_mid.accept_errors = metrics_register(
+        m, "accept_errors_total", "Accepts that failed (descriptor table full, memory).",
+        METRIC_COUNTER);
+    shard_mid.recv_starved = metrics_register(
+        m, "receive_buffer_exhausted_total",
+        "Times a receive stopped because the shard's receive buffers were all in use.",
+        METRIC_COUNTER);
+}
+
+/* --- small accessors --- */
+
+void *conn_state(const conn_t *c) { return c->proto_state; }
+void conn_set_state(conn_t *c, void *state) { c->proto_state = state; }
+shard_t *conn_shard(const conn_t *c) { return c->shard; }
+uint64_t conn_id(const conn_t *c) { return ((uint64_t)c->gen << 32) | c->index; }
+size_t conn_output_queued(const conn_t *c) { return c->out_bytes; }
+bool conn_closing(const conn_t *c) { return c->state != CONN_OPEN; }
+const conn_proto_t *conn_proto(const conn_t *c) { return c->proto; }
+int32_t conn_handle(const conn_t *c) { return c->handle; }
+uint32_t conn_index(const conn_t *c) { return c->index; }
+uint32_t conn_gen(const conn_t *c) { return c->gen; }
+uint8_t *conn_io_flags(conn_t *c) { return &c->io_flags; }
+
+unsigned shard_id(const shard_t *sh) { return sh->cfg.id; }
+unsigned shard_count(const shard_t *sh) { return sh->cfg.count; }
+node_t *shard_node(const shard_t *sh) { return sh->cfg.node; }
+metrics_shard_t *shard_metrics(shard_t *sh) { return sh->cfg.metrics; }
+timer_wheel_t *shard_timers(shard_t *sh) { return &sh->timers; }
+uint64_t shard_now_ms(const shard_t *sh) { return sh->now_ms; }
+const clk_t *shard_clock(const shard_t *sh) { return &sh->cfg.clock; }
+void *shard_io(const shard_t *sh) { return sh->cfg.io; }
+mbox_ep_t *shard_mbox(const shard_t *sh) { return sh->cfg.mbox; }
+unsigned shard_open_connections(const shard_t *sh) { return sh->open; }
+
+/* --- creation --- */
+
+static void shard_drain_deadline(timer_wheel_t *w, timer_ent_t *t);
+
+shard_t *shard_create(const shard_config_t *cfg)
+{
+    ASSERT(cfg->io_ops && cfg->mbox && cfg->metrics && cfg->clock.ops);
+    ASSERT(cfg->max_connections > 0);
+    shard_t *sh = calloc(1, sizeof(*sh));
+    if (!sh)
+        return NULL;
+    sh->cfg = *cfg;
+    sh->now_ms = clk_now_ms(&cfg->clock);
+    timer_wheel_init(&sh->timers, sh->now_ms);
+    timer_init(&sh->drain_timer, shard_drain_deadline);
+    sh->next_gen = 1;
+    return sh;
+}
+
+void shard_destroy(shard_t *sh)
+{
+    if (!sh)
+        return;
+    for (uint32_t i = 0; i < sh->conns_cap; i++) {
+        conn_t *c = sh->conns[i];
+        if (!c)
+            continue;
+        for (out_chunk_t *k = c->out_head, *n; k; k = n) {
+            n = k->next;
+            free(k);
+        }
+        if (c->move) {
+            free(c->move->in);
+            free(c->move->out);
+            free(c->move);
+        }
+        free(c);
+    }
+    free(sh->conns);
+    free(sh->free_idx);
+    free(sh);
+}
+
+/* --- connection table --- */
+
+static void conn_idle_fired(timer_wheel_t *w, timer_ent_t *t);
+
+static conn_t *conn_alloc(shard_t *sh, int32_t handle, const conn_proto_t *proto)
+{
+    uint32_t idx;
+
+    if (sh->free_count > 0) {
+        idx = sh->free_idx[--sh->free_count];
+    } else {
+        if (sh->conns_used == sh->conns_cap) {
+            uint32_t cap = sh->conns_cap ? sh->conns_cap * 2 : 1024;
+            conn_t **conns = realloc(sh->conns, sizeof(*conns) * cap);
+            uint32_t *free_idx = realloc(sh->free_idx, sizeof(*free_idx) * cap);
+            if (conns)
+                sh->conns = conns;
+            if (free_idx)
+                sh->free_idx = free_idx;
+            if (!conns || !free_idx)
+                return NULL;
+            memset(conns + sh->conns_cap, 0, sizeof(*conns) * (cap - sh->conns_cap));
+            sh->conns_cap = cap;
+        }
+        idx = sh->conns_used;
+    }
+    conn_t *c = calloc(1, sizeof(*c));
+    if (!c) {
+        if (idx != sh->conns_used)
+            sh->free_idx[sh->free_count++] = idx;
+        return NULL;
+    }
+    ASSERT(sh->conns[idx] == NULL);
+    sh->conns[idx] = c;
+    sh->conns_used++;
+    c->index = idx;
+    c->gen = sh->next_gen++ & 0xffffff;     /* 24 bits travel in user_data */
+    if (c->gen == 0)
+        c->gen = sh->next_gen++ & 0xffffff;
+    c->handle = handle;
+    c->shard = sh;
+    c->proto = proto;
+    c->state = CONN_OPEN;
+    c->idle_timeout_ms = sh->cfg.idle_timeout_ms;
+    c->last_rx_ms = sh->now_ms;
+    timer_init(&c->idle_timer, conn_idle_fired);
+    if (c->idle_timeout_ms)
+        timer_arm(&sh->timers, &c->idle_timer, sh->now_ms + c->idle_timeout_ms);
+    sh->open++;
+    metric_inc(sh->cfg.metrics, shard_mid.open);
+    return c;
+}
+
+static void conn_free_output(conn_t *c)
+{
+    for (out_chunk_t *k = c->out_head, *n; k; k = n) {
+        n = k->next;
+        free(k);
+    }
+    c->out_head = c->out_tail = NULL;
+    c->out_bytes = 0;
+}
+
+static void conn_release(conn_t *c)
+{
+    shard_t *sh = c->shard;
+    ASSERT(sh->conns[c->index] == c);
+    ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_SEND | CONN_F_FLUSH)));
+    timer_cancel(&sh->timers, &c->idle_timer);
+    conn_free_output(c);
+    sh->conns[c->index] = NULL;
+    /* Indices are reused; a stale completion is told apart by its generation. */
+    sh->free_idx[sh->free_count++] = c->index;
+    sh->conns_used--;
+    free(c);
+}
+
+conn_t *shard_conn_lookup(shard_t *sh, uint32_t index, uint32_t gen)
+{
+    if (index >= sh->conns_cap)
+        return NULL;
+    conn_t *c = sh->conns[index];
+    return c && c->gen == gen ? c : NULL;
+}
+
+static void conn_maybe_release(conn_t *c)
+{
+    if (c->state == CONN_CLOSING && (c->flags & CONN_F_IO_CLOSED) &&
+        !(c->flags & (CONN_F_RECV | CONN_F_SEND)))
+        conn_release(c);
+}
+
+static void conn_leave_open(conn_t *c)
+{
+    shard_t *sh = c->shard;
+    ASSERT(sh->open > 0);
+    sh->open--;
+    metric_sub(sh->cfg.metrics, shard_mid.open, 1);
+}
+
+/* Closes now: drops queued output, tells the protocol, releases the socket. */
+static void conn_close_now(conn_t *c, conn_close_reason_t reason)
+{
+    shard_t *sh = c->shard;
+
+    if (c->state == CONN_CLOSING || c->state == CONN_MOVING)
+        return;
+    conn_leave_open(c);
+    c->state = CONN_CLOSING;
+    c->close_reason = (uint8_t)reason;
+    timer_cancel(&sh->timers, &c->idle_timer);
+    metric_inc(sh->cfg.metrics, (metric_id_t)(shard_mid.closed + reason));
+    if (!c->closed_reported && c->proto->on_close) {
+        c->closed_reported = 1;
+        c->proto->on_close(c);
+    }
+    c->proto_state = NULL;
+    /* A chunk being sent is still read by the kernel: free the rest now and
+     * that one when its send completes. */
+    if (!(c->flags & CONN_F_SEND))
+        conn_free_output(c);
+    sh->cfg.io_ops->close(sh->cfg.io, c);
+}
+
+/* --- protocol-facing connection API --- */
+
+static void conn_queue_flush(conn_t *c)
+{
+    shard_t *sh = c->shard;
+    if (c->flags & CONN_F_FLUSH)
+        return;
+    c->flags |= CONN_F_FLUSH;
+    c->flush_next = NULL;
+    if (sh->flush_tail)
+        sh->flush_tail->flush_next = c;
+    else
+        sh->flush_head = c;
+    sh->flush_tail = c;
+}
+
+int conn_write(conn_t *c, const void *data, size_t len)
+{
+    shard_t *sh = c->shard;
+
+    if (c->state != CONN_OPEN && c->state != CONN_DRAINING)
+        return -EPIPE;
+    if (len == 0)
+        return 0;
+    if ((uint64_t)c->out_bytes + len > sh->cfg.output_max_bytes) {
+        metric_inc(sh->cfg.metrics, shard_mid.overflows);
+        LOG_RATELIMITED(LOG_LEVEL_WARN,
+                        "connection %u: output queue over %u bytes, closing (slow reader)",
+                        c->index, sh->cfg.output_max_bytes);
+        conn_close_now(c, CONN_CLOSE_OVERFLOW);
+        return -ENOBUFS;
+    }
+    const char *p = data;
+    out_chunk_t *t = c->out_tail;
+    /* Only the unsent tail of the last chunk is appended to; a chunk in
+     * flight is the head, and appending after its sent range is safe because
+     * the send covers [off, len) as it was when submitted. */
+    if (t) {
+        size_t room = t->cap - t->len;
+        size_t n = room < len ? room : len;
+        memcpy(t->data + t->len, p, n);
+        t->len += (uint32_t)n;
+        p += n;
+        len -= n;
+        c->out_bytes += (uint32_t)n;
+    }
+    if (len > 0) {
+        size_t cap = len > CONN_CHUNK_BYTES ? len : CONN_CHUNK_BYTES;
+        out_chunk_t *k = malloc(sizeof(*k) + cap);
+        if (!k) {
+            conn_close_now(c, CONN_CLOSE_ERROR);
+            return -ENOBUFS;
+        }
+        k->next = NULL;
+        k->off = 0;
+        k->len = (uint32_t)len;
+        k->cap = (uint32_t)cap;
+        memcpy(k->data, p, len);
+        if (c->out_tail)
+            c->out_tail->next = k;
+        else
+            c->out_head = k;
+        c->out_tail = k;
+        c->out_bytes += (uint32_t)len;
+    }
+    conn_queue_flush(c);
+    return 0;
+}
+
+void conn_close(conn_t *c, bool graceful)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    if (graceful && c->out_bytes > 0) {
+        c->state = CONN_DRAINING;
+        c->close_reason = CONN_CLOSE_LOCAL;
+        return;
+    }
+    conn_close_now(c, CONN_CLOSE_LOCAL);
+}
+
+void conn_set_idle_timeout(conn_t *c, uint32_t timeout_ms)
+{
+    shard_t *sh = c->shard;
+    c->idle_timeout_ms = timeout_ms;
+    if (c->state != CONN_OPEN)
+        return;
+    if (timeout_ms)
+        timer_arm(&sh->timers, &c->idle_timer, c->last_rx_ms + timeout_ms);
+    else
+        timer_cancel(&sh->timers, &c->idle_timer);
+}
+
+static void conn_idle_fired(timer_wheel_t *w, timer_ent_t *t)
+{
+    conn_t *c = container_of(t, conn_t, idle_timer);
+    uint64_t due = c->last_rx_ms + c->idle_timeout_ms;
+
+    /* Receives only stamp last_rx_ms; the timer catches up here, so a busy
+     * connection costs no timer work per read. */
+    if (due > w->now_ms) {
+        timer_arm(w, t, due);
+        return;
+    }
+    conn_close_now(c, CONN_CLOSE_IDLE);
+}
+
+/* --- handoff --- */
+
+static void shard_move_continue(conn_t *c);
+
+int conn_handoff(conn_t *c, unsigned dst, const void *unconsumed, size_t len)
+{
+    shard_t *sh = c->shard;
+
+    if (dst >= sh->cfg.count || dst == sh->cfg.id)
+        return -EINVAL;
+    if (c->state != CONN_OPEN)
+        return -EBUSY;
+    conn_move_t *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    if (len) {
+        m->in = malloc(len);
+        if (!m->in) {
+            free(m);
+            return -ENOMEM;
+        }
+        memcpy(m->in, unconsumed, len);
+        m->in_len = len;
+    }
+    m->proto = c->proto;
+    m->state = c->proto_state;
+    m->idle_timeout_ms = c->idle_timeout_ms;
+    m->src = (uint16_t)sh->cfg.id;
+    m->handle = -1;
+    c->move = m;
+    c->move_dst = (uint16_t)dst;
+    conn_leave_open(c);
+    c->state = CONN_MOVING;
+    timer_cancel(&sh->timers, &c->idle_timer);
+    if (c->flags & CONN_F_RECV)
+        sh->cfg.io_ops->recv_cancel(sh->cfg.io, c);
+    shard_move_continue(c);
+    return 0;
+}
+
+/* Moves once no receive or send is in flight: the socket must not be read by
+ * two rings, and queued output travels as bytes. */
+static void shard_move_continue(conn_t *c)
+{
+    shard_t *sh = c->shard;
+    conn_move_t *m = c->move;
+
+    if (c->flags & (CONN_F_RECV | CONN_F_SEND | CONN_F_MOVE_SENT))
+        return;
+    if (c->out_bytes) {
+        m->out = malloc(c->out_bytes);
+        if (!m->out)
+            PANIC("out of memory moving %u output bytes", c->out_bytes);
+        size_t at = 0;
+        for (out_chunk_t *k = c->out_head; k; k = k->next) {
+            memcpy(m->out + at, k->data + k->off, k->len - k->off);
+            at += k->len - k->off;
+        }
+        m->out_len = at;
+        conn_free_output(c);
+    }
+    c->flags |= CONN_F_MOVE_SENT;
+    sh->cfg.io_ops->move(sh->cfg.io, c, c->move_dst, m);
+}
+
+static void shard_move_release(void *dst_ctx, const mbox_msg_t *msg)
+{
+    (void)dst_ctx;
+    conn_move_t *m = msg->ptr;
+    free(m->in);
+    free(m->out);
+    free(m);
+}
+
+void shard_moved(conn_t *c, int res)
+{
+    shard_t *sh = c->shard;
+    conn_move_t *m = c->move;
+    unsigned dst = c->move_dst;
+
+    ASSERT(c->state == CONN_MOVING);
+    c->move = NULL;
+    if (res < 0) {
+        LOG_RATELIMITED(LOG_LEVEL_WARN, "moving a connection to shard %u failed: %s", dst,
+                        strerror(-res));
+        /* The socket stays ours: close it like any failed connection. */
+        sh->open++;
+        metric_inc(sh->cfg.metrics, shard_mid.open);
+        c->state = CONN_OPEN;
+        c->proto_state = m->state;
+        mbox_msg_t rel = { .ptr = m };
+        shard_move_release(NULL, &rel);
+        conn_close_now(c, CONN_CLOSE_ERROR);
+        return;
+    }
+    mbox_msg_t msg = { .kind = MBOX_CONN, .ptr = m };
+    if (mbox_send(sh->cfg.mbox, dst, &msg) < 0)
+        PANIC("mailbox to shard %u refused a connection handoff", dst);
+    metric_inc(sh->cfg.metrics, shard_mid.handoffs_out);
+    /* The driver released our handle as part of the move. */
+    c->flags |= CONN_F_IO_CLOSED;
+    c->state = CONN_CLOSING;
+    c->closed_reported = 1;
+    conn_maybe_release(c);
+}
+
+/* Both halves of a handoff (the socket through the driver, the record through
+ * the mailbox) must have arrived; either may come first. */
+static void shard_move_join(shard_t *sh, conn_move_t *m)
+{
+    if (!m->fd_arrived || !m->msg_arrived)
+        return;
+    conn_t *c = conn_alloc(sh, m->handle, m->proto);
+    if (!c)
+        PANIC("out of memory adopting a connection");
+    c->proto_state = m->state;
+    c->idle_timeout_ms = m->idle_timeout_ms;
+    if (!c->idle_timeout_ms)
+        timer_cancel(&sh->timers, &c->idle_timer);
+    else
+        timer_arm(&sh->timers, &c->idle_timer, sh->now_ms + c->idle_timeout_ms);
+    metric_inc(sh->cfg.metrics, shard_mid.handoffs_in);
+    c->flags |= CONN_F_RECV;
+    sh->cfg.io_ops->recv_arm(sh->cfg.io, c);
+    if (m->out_len)
+        conn_write(c, m->out, m->out_len);
+    if (c->proto->on_open)
+        c->proto->on_open(c);
+    if (m->in_len && c->state == CONN_OPEN) {
+        int rc = c->proto->on_data(c, m->in, m->in_len);
+        if (rc < 0)
+            conn_close_now(c, CONN_CLOSE_ERROR);
+    }
+    mbox_msg_t rel = { .ptr = m };
+    if (shard_call(sh, m->src, shard_move_release, &rel) < 0)
+        PANIC("mailbox to shard %u refused a handoff release", m->src);
+}
+
+void shard_fd_arrived(shard_t *sh, void *record, int32_t handle)
+{
+    conn_move_t *m = record;
+    m->handle = handle;
+    m->fd_arrived = true;
+    shard_move_join(sh, m);
+}
+
+/* --- driver reports --- */
+
+void shard_accepted(shard_t *sh, int32_t handle, unsigned listener)
+{
+    ASSERT(listener < sh->cfg.n_listeners);
+    const conn_proto_t *proto = sh->cfg.listeners[listener].proto;
+    conn_t *c = conn_alloc(sh, handle, proto);
+    if (!c) {
+        shard_accept_failed(sh, -ENOMEM);
+        /* Nothing to attach the socket to: release it through a bare close. */
+        conn_t tmp = { .handle = handle, .shard = sh, .state = CONN_CLOSING };
+        sh->cfg.io_ops->close(sh->cfg.io, &tmp);
+        return;
+    }
+    metric_inc(sh->cfg.metrics, shard_mid.accepted);
+    c->flags |= CONN_F_RECV;
+    sh->cfg.io_ops->recv_arm(sh->cfg.io, c);
+    if (proto->on_open)
+        proto->on_open(c);
+    if (sh->stopping && c->state == CONN_OPEN)
+        conn_close_now(c, CONN_CLOSE_SHUTDOWN);
+}
+
+void shard_accept_failed(shard_t *sh, int err)
+{
+    metric_inc(sh->cfg.metrics, shard_mid.accept_errors);
+    LOG_RATELIMITED(LOG_LEVEL_WARN, "accept failed: %s", strerror(-err));
+}
+
+void shard_received(conn_t *c, const char *data, size_t len)
+{
+    shard_t *sh = c->shard;
+
+    metric_add(sh->cfg.metrics, shard_mid.bytes_in, len);
+    if (c->state == CONN_MOVING) {
+        /* Arrived between conn_handoff and the cancel: it moves too. */
+        conn_move_t *m = c->move;
+        char *in = realloc(m->in, m->in_len + len);
+        if (!in)
+            PANIC("out of memory buffering %zu bytes of a moving connection", len);
+        memcpy(in + m->in_len, data, len);
+        m->in = in;
+        m->in_len += len;
+        return;
+    }
+    if (c->state != CONN_OPEN)
+        return;
+    c->last_rx_ms = sh->now_ms;
+    int rc = c->proto->on_data(c, data, len);
+    if (rc < 0 && c->state == CONN_OPEN)
+        conn_close_now(c, CONN_CLOSE_ERROR);
+}
+
+void shard_recv_ended(conn_t *c, int res)
+{
+    c->flags &= (uint8_t)~CONN_F_RECV;
+    switch (c->state) {
+    case CONN_MOVING:
+        shard_move_continue(c);
+        return;
+    case CONN_CLOSING:
+        conn_maybe_release(c);
+        return;
+    case CONN_DRAINING:
+        /* The peer may half-close after its last request: keep sending. */
+        if (res < 0 && res != -ECANCELED)
+            conn_close_now(c, CONN_CLOSE_ERROR);
+        return;
+    default:
+        conn_close_now(c, res == 0 ? CONN_CLOSE_PEER : CONN_CLOSE_ERROR);
+        return;
+    }
+}
+
+void shard_sent(conn_t *c, int res)
+{
+    shard_t *sh = c->shard;
+
+    ASSERT(c->flags & CONN_F_SEND);
+    c->flags &= (uint8_t)~CONN_F_SEND;
+    if (c->state == CONN_CLOSING) {
+        conn_free_output(c);
+        conn_maybe_release(c);
+        return;
+    }
+    if (res < 0) {
+        if (c->state == CONN_MOVING) {
+            /* The bytes stay queued and move with the connection. */
+            shard_move_continue(c);
+            return;
+        }
+        conn_close_now(c, CONN_CLOSE_ERROR);
+        return;
+    }
+    metric_add(sh->cfg.metrics, shard_mid.bytes_out, (uint64_t)res);
+    out_chunk_t *k = c->out_head;
+    ASSERT(k && (uint32_t)res <= k->len - k->off);
+    k->off += (uint32_t)res;
+    c->out_bytes -= (uint32_t)res;
+    if (k->off == k->len && (k->next || k->len == k->cap)) {
+        c->out_head = k->next;
+        if (!c->out_head)
+            c->out_tail = NULL;
+        free(k);
+    } else if (k->off == k->len) {
+        /* The only chunk, and it has room: reuse it from the start. */
+        k->off = k->len = 0;
+    }
+    if (c->state == CONN_MOVING) {
+        shard_move_continue(c);
+        return;
+    }
+    if (c->out_bytes > 0)
+        conn_queue_flush(c);
+    else if (c->state == CONN_DRAINING)
+        conn_close_now(c, (conn_close_reason_t)c->close_reason);
+}
+
+void shard_io_closed(conn_t *c)
+{
+    c->flags |= CONN_F_IO_CLOSED;
+    conn_maybe_release(c);
+}
+
+/* --- the turn --- */
+
+void shard_turn_start(shard_t *sh)
+{
+    sh->now_ms = clk_now_ms(&sh->cfg.clock);
+    metric_inc(sh->cfg.metrics, shard_mid.turns);
+    if (!sh->stopping && atomic_load_explicit(&sh->stop_requested, memory_order_acquire))
+        shard_begin_stop(sh);
+}
+
+static void shard_deliver(void *ctx, const mbox_msg_t *msg)
+{
+    shard_t *sh = ctx;
+    switch (msg->kind) {
+    case MBOX_CALL:
+        msg->fn(sh, msg);
+        break;
+    case MBOX_CONN: {
+        conn_move_t *m = msg->ptr;
+        m->msg_arrived = true;
+        shard_move_join(sh, m);
+        break;
+    }
+    default:
+        PANIC("mailbox message of unknown kind %u from shard %u", msg->kind, msg->src);
+    }
+}
+
+unsigned shard_drain_mailbox(shard_t *sh, unsigned max)
+{
+    return mbox_drain(sh->cfg.mbox, max, shard_deliver, sh);
+}
+
+void shard_run_timers(shard_t *sh)
+{
+    timer_advance(&sh->timers, sh->now_ms);
+}
+
+void shard_flush_output(shard_t *sh)
+{
+    conn_t *c = sh->flush_head;
+    sh->flush_head = sh->flush_tail = NULL;
+    while (c) {
+        conn_t *next = c->flush_next;
+        c->flags &= (uint8_t)~CONN_F_FLUSH;
+        c->flush_next = NULL;
+        if ((c->state == CONN_OPEN || c->state == CONN_DRAINING) &&
+            !(c->flags & CONN_F_SEND) && c->out_bytes > 0) {
+            out_chunk_t *k = c->out_head;
+            c->flags |= CONN_F_SEND;
+            sh->cfg.io_ops->send(sh->cfg.io, c, k->data + k->off, k->len - k->off);
+        }
+        c = next;
+    }
+}
+
+static void shard_wake(void *ctx, unsigned dst)
+{
+    shard_t *sh = ctx;
+    sh->cfg.io_ops->wake(sh->cfg.io, dst);
+}
+
+void shard_flush_mailboxes(shard_t *sh)
+{
+    mbox_flush(sh->cfg.mbox, shard_wake, sh);
+}
+
+bool shard_may_sleep(shard_t *sh)
+{
+    if (sh->flush_head)
+        return false;
+    if (!sh->stopping && atomic_load_explicit(&sh->stop_requested, memory_order_acquire))
+        return false;
+    if (mbox_backlog(sh->cfg.mbox) > 0)
+        return false;
+    return mbox_prepare_sleep(sh->cfg.mbox);
+}
+
+void shard_woke(shard_t *sh)
+{
+    mbox_awake(sh->cfg.mbox);
+}
+
+uint64_t shard_sleep_ms(const shard_t *sh)
+{
+    return timer_next_ms(&sh->timers);
+}
+
+int shard_call(shard_t *sh, unsigned dst, mbox_fn fn, const mbox_msg_t *args)
+{
+    mbox_msg_t m = args ? *args : (mbox_msg_t){ 0 };
+    m.kind = MBOX_CALL;
+    m.fn = fn;
+    return mbox_send(sh->cfg.mbox, dst, &m);
+}
+
+/* --- stopping --- */
+
+static void shard_drain_deadline(timer_wheel_t *w, timer_ent_t *t)
+{
+    shard_t *sh = container_of(t, shard_t, drain_timer);
+    (void)w;
+    unsigned forced = 0;
+    for (uint32_t i = 0; i < sh->conns_cap; i++) {
+        conn_t *c = sh->conns[i];
+        if (c && (c->state == CONN_OPEN || c->state == CONN_DRAINING)) {
+            conn_close_now(c, CONN_CLOSE_SHUTDOWN);
+            forced++;
+        }
+    }
+    if (forced)
+        LOG_WARN("drain deadline passed: closed %u connections with output still queued",
+                 forced);
+}
+
+void shard_request_stop(shard_t *sh)
+{
+    atomic_store_explicit(&sh->stop_requested, true, memory_order_release);
+}
+
+bool shard_stop_requested(const shard_t *sh)
+{
+    return sh->stopping;
+}
+
+void shard_begin_stop(shard_t *sh)
+{
+    if (sh->stopping)
+        return;
+    sh->stopping = true;
+    sh->cfg.io_ops->listeners_stop(sh->cfg.io);
+    timer_arm(&sh->timers, &sh->drain_timer, sh->now_ms + sh->cfg.drain_timeout_ms);
+    for (uint32_t i = 0; i < sh->conns_cap; i++) {
+        conn_t *c = sh->conns[i];
+        if (!c || c->state != CONN_OPEN)
+            continue;
+        if (c->proto->on_shutdown) {
+            c->proto->on_shutdown(c);
+        } else if (c->out_bytes > 0) {
+            c->state = CONN_DRAINING;
+            c->close_reason = CONN_CLOSE_SHUTDOWN;
+        } else {
+            conn_close_now(c, CONN_CLOSE_SHUTDOWN);
+        }
+    }
+}
+
+bool shard_finished(const shard_t *sh)
+{
+    return sh->stopping && sh->conns_used == 0 && mbox_backlog(sh->cfg.mbox) == 0;
+}
