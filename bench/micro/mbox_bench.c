@@ -1,0 +1,188 @@
+/*
+ * mbox_bench - mailbox throughput and latency between two shards' threads.
+ *
+ * Two threads pinned to different CPUs, one mailbox hub, as two shards use
+ * it. Modes:
+ *   throughput  the sender posts as fast as it can, publishing every BATCH
+ *               messages; the receiver drains. Messages/s.
+ *   latency     the sender posts at a fixed rate (default 1 M/s, batches of
+ *               one: publish each), stamping each with the monotonic clock;
+ *               the receiver records now - stamp. p50/p99/p99.9 in ns.
+ * Each mode runs RUNS times; the report gives median, MAD, min and max.
+ *
+ * usage: mbox_bench [--runs N] [--messages N] [--batch N] [--rate N]
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine/clock.h"
+#include "engine/mbox.h"
+
+static uint64_t now_ns(void)
+{
+    return clk_monotonic_ns();
+}
+
+static void pin(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu % (int)sysconf(_SC_NPROCESSORS_ONLN), &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+typedef struct {
+    mbox_hub_t *hub;
+    uint64_t messages;
+    unsigned batch;
+    uint64_t rate;          /* 0: as fast as possible */
+    _Atomic int go;
+    uint64_t *lat;          /* receiver: latency samples */
+    uint64_t n_lat;
+    uint64_t t_start, t_end;
+} run_t;
+
+static void *sender(void *arg)
+{
+    run_t *r = arg;
+    pin(0);
+    mbox_ep_t *ep = mbox_hub_ep(r->hub, 0);
+    while (!atomic_load(&r->go))
+        ;
+    uint64_t start = now_ns();
+    double interval = r->rate ? 1e9 / (double)r->rate : 0;
+    for (uint64_t i = 0; i < r->messages; i++) {
+        if (interval > 0) {
+            uint64_t due = start + (uint64_t)(interval * (double)i);
+            while (now_ns() < due)
+                ;
+        }
+        mbox_msg_t m = { .kind = MBOX_CALL, .u64 = r->rate ? now_ns() : i };
+        while (mbox_send(ep, 1, &m) == -ENOBUFS)
+            mbox_flush(ep, NULL, NULL);
+        if ((i + 1) % r->batch == 0)
+            mbox_flush(ep, NULL, NULL);
+    }
+    while (mbox_flush(ep, NULL, NULL) > 0)
+        ;
+    return NULL;
+}
+
+typedef struct {
+    run_t *r;
+    uint64_t got;
+} recv_ctx_t;
+
+static void on_msg(void *ctx, const mbox_msg_t *m)
+{
+    recv_ctx_t *c = ctx;
+    if (c->r->rate)
+        c->r->lat[c->r->n_lat++] = now_ns() - m->u64;
+    c->got++;
+}
+
+static void *receiver(void *arg)
+{
+    run_t *r = arg;
+    pin(1);
+    mbox_ep_t *ep = mbox_hub_ep(r->hub, 1);
+    recv_ctx_t c = { r, 0 };
+    atomic_store(&r->go, 1);
+    r->t_start = now_ns();
+    while (c.got < r->messages)
+        mbox_drain(ep, 4096, on_msg, &c);
+    r->t_end = now_ns();
+    return NULL;
+}
+
+static void run_once(run_t *r)
+{
+    pthread_t s, d;
+    r->hub = mbox_hub_create(2, 4096);
+    r->go = 0;
+    r->n_lat = 0;
+    pthread_create(&d, NULL, receiver, r);
+    pthread_create(&s, NULL, sender, r);
+    pthread_join(s, NULL);
+    pthread_join(d, NULL);
+    mbox_hub_destroy(r->hub);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* median, MAD, min, max of v[0..n) (sorted in place) */
+static void summary(const char *what, double *v, unsigned n, const char *unit)
+{
+    double dev[64];
+    qsort(v, n, sizeof(*v), cmp_double);
+    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    for (unsigned i = 0; i < n; i++)
+        dev[i] = v[i] > med ? v[i] - med : med - v[i];
+    qsort(dev, n, sizeof(*dev), cmp_double);
+    double mad = n % 2 ? dev[n / 2] : (dev[n / 2 - 1] + dev[n / 2]) / 2;
+    printf("%-34s median %12.1f  MAD %10.1f  min %12.1f  max %12.1f  %s\n", what, med, mad,
+           v[0], v[n - 1], unit);
+}
+
+int main(int argc, char **argv)
+{
+    unsigned runs = 7, batch = 256;
+    uint64_t messages = 50000000, rate = 1000000, lat_messages = 2000000;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--runs")) runs = (unsigned)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--messages")) messages = strtoull(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--batch")) batch = (unsigned)atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--rate")) rate = strtoull(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "--latency-messages")) lat_messages = strtoull(argv[i + 1], NULL, 0);
+    }
+    if (runs > 64) runs = 64;
+    double tput[64], p50[64], p99[64], p999[64];
+    run_t r = { 0 };
+
+    printf("mbox_bench: %u runs, %llu messages per throughput run, batch %u\n", runs,
+           (unsigned long long)messages, batch);
+    for (unsigned i = 0; i < runs; i++) {
+        r.messages = messages;
+        r.batch = batch;
+        r.rate = 0;
+        run_once(&r);
+        tput[i] = (double)messages / ((double)(r.t_end - r.t_start) / 1e9) / 1e6;
+    }
+    summary("throughput (batched)", tput, runs, "M msg/s");
+
+    r.lat = malloc(sizeof(uint64_t) * lat_messages);
+    for (unsigned i = 0; i < runs; i++) {
+        r.messages = lat_messages;
+        r.batch = 1;
+        r.rate = rate;
+        run_once(&r);
+        qsort(r.lat, r.n_lat, sizeof(uint64_t), cmp_u64);
+        p50[i] = (double)r.lat[r.n_lat / 2];
+        p99[i] = (double)r.lat[r.n_lat * 99 / 100];
+        p999[i] = (double)r.lat[r.n_lat * 999 / 1000];
+    }
+    char label[64];
+    snprintf(label, sizeof(label), "latency p50 at %.1f M msg/s", (double)rate / 1e6);
+    summary(label, p50, runs, "ns");
+    snprintf(label, sizeof(label), "latency p99 at %.1f M msg/s", (double)rate / 1e6);
+    summary(label, p99, runs, "ns");
+    snprintf(label, sizeof(label), "latency p99.9 at %.1f M msg/s", (double)rate / 1e6);
+    summary(label, p999, runs, "ns");
+    free(r.lat);
+    return 0;
+}
