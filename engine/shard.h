@@ -34,17 +34,12 @@
 #include "engine/common.h"
 #include "engine/mbox.h"
 #include "engine/metrics.h"
+#include "engine/route.h"
 #include "engine/timer.h"
 
 typedef struct shard shard_t;
 typedef struct conn conn_t;
 typedef struct node node_t;
-
-/* A route target: a shard on a node. Nodes other than 0 come with clusters. */
-typedef struct {
-    uint16_t node;
-    uint16_t shard;
-} route_t;
 
 typedef struct conn_proto {
     const char *name;

@@ -7,12 +7,13 @@ set -euo pipefail
 build_pkgs=(
     meson ninja-build pkg-config gcc
     liburing-dev libjemalloc-dev libxml2-dev android-libboringssl-dev
-    librocksdb-dev libldap-dev libinih-dev libhttp-parser-dev
+    librocksdb-dev libldap-dev libinih-dev libhttp-parser-dev libxxhash-dev
 )
 test_pkgs=(
     clang libclang-rt-14-dev    # libFuzzer targets
     prometheus                  # promtool checks the /metrics exposition
     curl python3
+    libck-dev                   # Concurrency Kit: the mailbox benchmark's peer
 )
 
 want=("${build_pkgs[@]}")
