@@ -9,6 +9,10 @@
  *               one: publish each), stamping each with the monotonic clock;
  *               the receiver records now - stamp. p50/p99/p99.9 in ns.
  * Each mode runs RUNS times; the report gives median, MAD, min and max.
+ * Built with Concurrency Kit (libck-dev) it also runs ck_ring's SPSC ring,
+ * the ready-made alternative, on the same throughput workload (8-byte
+ * values, so ck copies a quarter of what a mailbox message is), and prints
+ * the ratio.
  *
  * usage: mbox_bench [--runs N] [--messages N] [--batch N] [--rate N]
  */
@@ -22,6 +26,10 @@
 
 #include "engine/clock.h"
 #include "engine/mbox.h"
+
+#ifdef HAVE_CK
+#include <ck_ring.h>
+#endif
 
 static uint64_t now_ns(void)
 {
@@ -113,6 +121,48 @@ static void run_once(run_t *r)
     mbox_hub_destroy(r->hub);
 }
 
+#ifdef HAVE_CK
+#define CK_SLOTS 4096
+static ck_ring_t ck;
+static ck_ring_buffer_t ck_buf[CK_SLOTS];
+static _Atomic int ck_go;
+
+static void *ck_sender(void *arg)
+{
+    uint64_t n = *(uint64_t *)arg;
+    pin(0);
+    while (!atomic_load(&ck_go))
+        ;
+    for (uint64_t i = 1; i <= n; i++)
+        while (!ck_ring_enqueue_spsc(&ck, ck_buf, (void *)(uintptr_t)i))
+            ;
+    return NULL;
+}
+
+/* Messages/s through ck_ring between the same two CPUs, or -1 on a loss. */
+static double ck_run(uint64_t n)
+{
+    pthread_t s;
+    ck_ring_init(&ck, CK_SLOTS);
+    atomic_store(&ck_go, 0);
+    pthread_create(&s, NULL, ck_sender, &n);
+    pin(1);
+    atomic_store(&ck_go, 1);
+    uint64_t start = now_ns(), next = 1;
+    void *v;
+    while (next <= n) {
+        if (ck_ring_dequeue_spsc(&ck, ck_buf, &v)) {
+            if ((uintptr_t)v != next)
+                return -1;
+            next++;
+        }
+    }
+    uint64_t end = now_ns();
+    pthread_join(s, NULL);
+    return (double)n / ((double)(end - start) / 1e9) / 1e6;
+}
+#endif
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -164,6 +214,13 @@ int main(int argc, char **argv)
         tput[i] = (double)messages / ((double)(r.t_end - r.t_start) / 1e9) / 1e6;
     }
     summary("throughput (batched)", tput, runs, "M msg/s");
+#ifdef HAVE_CK
+    double ck_tput[64];
+    for (unsigned i = 0; i < runs; i++)
+        ck_tput[i] = ck_run(messages);
+    summary("ck_ring spsc throughput (peer)", ck_tput, runs, "M msg/s");
+    printf("%-34s %.2fx\n", "mailbox / ck_ring (medians)", tput[runs / 2] / ck_tput[runs / 2]);
+#endif
 
     r.lat = malloc(sizeof(uint64_t) * lat_messages);
     for (unsigned i = 0; i < runs; i++) {
