@@ -148,7 +148,7 @@ int main(int argc, char **argv)
         return 1;
     }
     bool admin = cfg->admin_listen.text[0] != 0;
-    if ((admin && node_add_listener(node, &cfg->admin_listen, &http_admin_proto, err,
+    if ((admin && node_add_listener(node, &cfg->admin_listen, &http_admin_proto, NULL, err,
                                     sizeof(err)) < 0) ||
         node_start(node, err, sizeof(err)) < 0) {
         fprintf(stderr, "presenced: %s\n", err);

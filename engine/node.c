@@ -37,6 +37,7 @@ typedef struct {
 typedef struct {
     cfg_addr_t addr;
     const conn_proto_t *proto;
+    tls_ctx_t *tls;
     unsigned port;
 } node_listener_t;
 
@@ -236,8 +237,8 @@ fail:
     return rc;
 }
 
-int node_add_listener(node_t *n, const cfg_addr_t *addr, const conn_proto_t *proto, char *err,
-                      size_t err_len)
+int node_add_listener(node_t *n, const cfg_addr_t *addr, const conn_proto_t *proto,
+                      tls_ctx_t *tls, char *err, size_t err_len)
 {
     if (n->n_listeners == SHARD_LISTENERS_MAX) {
         snprintf(err, err_len, "too many listeners (at most %d)", SHARD_LISTENERS_MAX);
@@ -246,6 +247,7 @@ int node_add_listener(node_t *n, const cfg_addr_t *addr, const conn_proto_t *pro
     node_listener_t *l = &n->listeners[n->n_listeners++];
     l->addr = *addr;
     l->proto = proto;
+    l->tls = tls;
     return 0;
 }
 
@@ -351,8 +353,10 @@ static void *node_shard_main(void *arg)
         .max_connections = n->files_per_shard,
         .n_listeners = n->n_listeners,
     };
-    for (unsigned i = 0; i < n->n_listeners; i++)
+    for (unsigned i = 0; i < n->n_listeners; i++) {
         scfg.listeners[i].proto = n->listeners[i].proto;
+        scfg.listeners[i].tls = n->listeners[i].tls;
+    }
     ns->sh = shard_create(&scfg);
     if (!ns->sh) {
         snprintf(ns->err, sizeof(ns->err), "out of memory creating the shard");

@@ -27,8 +27,10 @@
 
 /* 0 or -errno with a message in err (-EBUSY: the data dir is in use). */
 int node_create(const cfg_t *cfg, node_t **out, char *err, size_t err_len);
-int node_add_listener(node_t *n, const cfg_addr_t *addr, const conn_proto_t *proto, char *err,
-                      size_t err_len);
+/* tls: direct TLS on every accepted connection (NULL for plain TCP); owned by
+ * the caller and kept alive until node_destroy. */
+int node_add_listener(node_t *n, const cfg_addr_t *addr, const conn_proto_t *proto,
+                      tls_ctx_t *tls, char *err, size_t err_len);
 int node_start(node_t *n, char *err, size_t err_len);
 /* Returns true when every shard finished within the drain deadline. */
 bool node_stop(node_t *n);

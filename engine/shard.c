@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "engine/log.h"
+#include "engine/tls.h"
 
 enum {
     CONN_OPEN = 1,
@@ -53,12 +54,15 @@ typedef struct out_chunk {
 typedef struct {
     const conn_proto_t *proto;
     void *state;
+    tls_conn_t *tls;            /* moves with the socket; NULL for plain TCP */
     uint32_t idle_timeout_ms;
     uint16_t src;
     bool fd_arrived, msg_arrived;
     int32_t handle;             /* on the target, once arrived */
-    char *in;                   /* bytes the protocol had not consumed */
+    char *in;                   /* plaintext the protocol had not consumed */
     size_t in_len;
+    char *raw;                  /* bytes received after the handoff began */
+    size_t raw_len;
     char *out;                  /* output queued but not yet sent */
     size_t out_len;
 } conn_move_t;
@@ -76,6 +80,7 @@ struct conn {
     shard_t *shard;
     const conn_proto_t *proto;
     void *proto_state;
+    tls_conn_t *tls;
     out_chunk_t *out_head, *out_tail;
     uint32_t out_bytes;
     uint32_t idle_timeout_ms;
@@ -200,9 +205,11 @@ void shard_destroy(shard_t *sh)
         }
         if (c->move) {
             free(c->move->in);
+            free(c->move->raw);
             free(c->move->out);
             free(c->move);
         }
+        tls_conn_destroy(c->tls);
         free(c);
     }
     free(sh->conns);
@@ -280,6 +287,8 @@ static void conn_release(conn_t *c)
     ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_SEND | CONN_F_FLUSH)));
     timer_cancel(&sh->timers, &c->idle_timer);
     conn_free_output(c);
+    tls_conn_destroy(c->tls);
+    c->tls = NULL;
     sh->conns[c->index] = NULL;
     /* Indices are reused; a stale completion is told apart by its generation. */
     sh->free_idx[sh->free_count++] = c->index;
@@ -350,12 +359,11 @@ static void conn_queue_flush(conn_t *c)
     sh->flush_tail = c;
 }
 
-int conn_write(conn_t *c, const void *data, size_t len)
+/* Appends bytes as they go on the wire (ciphertext on a TLS connection). */
+static int conn_queue(conn_t *c, const void *data, size_t len)
 {
     shard_t *sh = c->shard;
 
-    if (c->state != CONN_OPEN && c->state != CONN_DRAINING)
-        return -EPIPE;
     if (len == 0)
         return 0;
     if ((uint64_t)c->out_bytes + len > sh->cfg.output_max_bytes) {
@@ -403,10 +411,67 @@ int conn_write(conn_t *c, const void *data, size_t len)
     return 0;
 }
 
+/* Moves the records TLS has ready into the output queue. */
+static int conn_tls_flush(conn_t *c)
+{
+    buf_t b;
+    buf_init(&b);
+    int rc = 0;
+    if (tls_conn_take_out(c->tls, &b))
+        rc = conn_queue(c, b.data, b.len);
+    buf_fini(&b);
+    return rc;
+}
+
+int conn_write(conn_t *c, const void *data, size_t len)
+{
+    if (c->state != CONN_OPEN && c->state != CONN_DRAINING)
+        return -EPIPE;
+    if (!c->tls)
+        return conn_queue(c, data, len);
+    int rc = tls_conn_send(c->tls, data, len);
+    if (rc < 0) {
+        conn_close_now(c, rc == -ENOBUFS ? CONN_CLOSE_OVERFLOW : CONN_CLOSE_ERROR);
+        return rc;
+    }
+    return conn_tls_flush(c);
+}
+
+static void shard_deliver_raw(conn_t *c, const char *data, size_t len);
+
+int conn_start_tls(conn_t *c, tls_ctx_t *ctx, const void *raw, size_t len)
+{
+    if (c->state != CONN_OPEN)
+        return -EPIPE;
+    if (c->tls)
+        return -EALREADY;
+    c->tls = tls_conn_create(ctx, true);
+    if (!c->tls)
+        return -ENOMEM;
+    if (len)
+        shard_deliver_raw(c, raw, len);
+    return 0;
+}
+
+bool conn_is_tls(const conn_t *c)
+{
+    return c->tls != NULL;
+}
+
+tls_conn_t *conn_tls(const conn_t *c)
+{
+    return c->tls;
+}
+
 void conn_close(conn_t *c, bool graceful)
 {
     if (c->state != CONN_OPEN)
         return;
+    if (graceful && c->tls) {
+        tls_conn_shutdown(c->tls);
+        if (conn_tls_flush(c) < 0)
+            return;
+    }
     if (graceful && c->out_bytes > 0) {
         c->state = CONN_DRAINING;
         c->close_reason = CONN_CLOSE_LOCAL;
@@ -467,6 +532,8 @@ int conn_handoff(conn_t *c, unsigned dst, const void *unconsumed, size_t len)
     }
     m->proto = c->proto;
     m->state = c->proto_state;
+    m->tls = c->tls;
+    c->tls = NULL;
     m->idle_timeout_ms = c->idle_timeout_ms;
     m->src = (uint16_t)sh->cfg.id;
     m->handle = -1;
@@ -511,6 +578,7 @@ static void shard_move_release(void *dst_ctx, const mbox_msg_t *msg)
     (void)dst_ctx;
     conn_move_t *m = msg->ptr;
     free(m->in);
+    free(m->raw);
     free(m->out);
     free(m);
 }
@@ -531,6 +599,7 @@ void shard_moved(conn_t *c, int res)
         metric_inc(sh->cfg.metrics, shard_mid.open);
         c->state = CONN_OPEN;
         c->proto_state = m->state;
+        c->tls = m->tls;
         mbox_msg_t rel = { .ptr = m };
         shard_move_release(NULL, &rel);
         conn_close_now(c, CONN_CLOSE_ERROR);
@@ -557,6 +626,7 @@ static void shard_move_join(shard_t *sh, conn_move_t *m)
     if (!c)
         PANIC("out of memory adopting a connection");
     c->proto_state = m->state;
+    c->tls = m->tls;
     c->idle_timeout_ms = m->idle_timeout_ms;
     if (!c->idle_timeout_ms)
         timer_cancel(&sh->timers, &c->idle_timer);
@@ -566,7 +636,7 @@ static void shard_move_join(shard_t *sh, conn_move_t *m)
     c->flags |= CONN_F_RECV;
     sh->cfg.io_ops->recv_arm(sh->cfg.io, c);
     if (m->out_len)
-        conn_write(c, m->out, m->out_len);
+        conn_queue(c, m->out, m->out_len);     /* already on-the-wire bytes */
     if (c->proto->on_open)
         c->proto->on_open(c);
     if (m->in_len && c->state == CONN_OPEN) {
@@ -574,6 +644,10 @@ static void shard_move_join(shard_t *sh, conn_move_t *m)
         if (rc < 0)
             conn_close_now(c, CONN_CLOSE_ERROR);
     }
+    /* With TLS, plaintext may wait decrypted inside the TLS state even when
+     * no raw bytes came along: drain it too. */
+    if ((m->raw_len || c->tls) && c->state == CONN_OPEN)
+        shard_deliver_raw(c, m->raw, m->raw_len);
     mbox_msg_t rel = { .ptr = m };
     if (shard_call(sh, m->src, shard_move_release, &rel) < 0)
         PANIC("mailbox to shard %u refused a handoff release", m->src);
@@ -604,6 +678,11 @@ void shard_accepted(shard_t *sh, int32_t handle, unsigned listener)
     metric_inc(sh->cfg.metrics, shard_mid.accepted);
     c->flags |= CONN_F_RECV;
     sh->cfg.io_ops->recv_arm(sh->cfg.io, c);
+    if (sh->cfg.listeners[listener].tls && conn_start_tls(c, sh->cfg.listeners[listener].tls,
+                                                          NULL, 0) < 0) {
+        conn_close_now(c, CONN_CLOSE_ERROR);
+        return;
+    }
     if (proto->on_open)
         proto->on_open(c);
     if (sh->stopping && c->state == CONN_OPEN)
@@ -622,22 +701,51 @@ void shard_received(conn_t *c, const char *data, size_t len)
 
     metric_add(sh->cfg.metrics, shard_mid.bytes_in, len);
     if (c->state == CONN_MOVING) {
-        /* Arrived between conn_handoff and the cancel: it moves too. */
+        /* Arrived between conn_handoff and the cancel: it moves too, still
+         * encrypted if the connection is TLS. */
         conn_move_t *m = c->move;
-        char *in = realloc(m->in, m->in_len + len);
-        if (!in)
+        char *raw = realloc(m->raw, m->raw_len + len);
+        if (!raw)
             PANIC("out of memory buffering %zu bytes of a moving connection", len);
-        memcpy(in + m->in_len, data, len);
-        m->in = in;
-        m->in_len += len;
+        memcpy(raw + m->raw_len, data, len);
+        m->raw = raw;
+        m->raw_len += len;
         return;
     }
     if (c->state != CONN_OPEN)
         return;
     c->last_rx_ms = sh->now_ms;
-    int rc = c->proto->on_data(c, data, len);
-    if (rc < 0 && c->state == CONN_OPEN)
+    shard_deliver_raw(c, data, len);
+}
+
+static int conn_tls_plain(void *ctx, const char *data, size_t len)
+{
+    conn_t *c = ctx;
+    if (c->state != CONN_OPEN)
+        return -EPIPE;      /* closing or moved: the rest stays in TLS */
+    return c->proto->on_data(c, data, len);
+}
+
+/* Bytes from the socket: through TLS when it is on, then to the protocol. */
+static void shard_deliver_raw(conn_t *c, const char *data, size_t len)
+{
+    if (!c->tls) {
+        int rc = c->proto->on_data(c, data, len);
+        if (rc < 0 && c->state == CONN_OPEN)
+            conn_close_now(c, CONN_CLOSE_ERROR);
+        return;
+    }
+    int rc = tls_conn_recv(c->tls, data, len, conn_tls_plain, c);
+    if (c->state != CONN_OPEN && c->state != CONN_DRAINING)
+        return;
+    /* Handshake messages and alerts go out whatever happened. */
+    conn_tls_flush(c);
+    if (rc == -EPROTO) {
+        LOG_RATELIMITED(LOG_LEVEL_INFO, "connection %u: TLS failed", c->index);
+        conn_close(c, false);
+    } else if (rc < 0 && rc != -EPIPE && c->state == CONN_OPEN) {
         conn_close_now(c, CONN_CLOSE_ERROR);
+    }
 }
 
 void shard_recv_ended(conn_t *c, int res)

@@ -36,6 +36,7 @@
 #include "engine/metrics.h"
 #include "engine/route.h"
 #include "engine/timer.h"
+#include "engine/tls.h"
 
 typedef struct shard shard_t;
 typedef struct conn conn_t;
@@ -82,6 +83,13 @@ void conn_close(conn_t *c, bool graceful);
  * -EBUSY (already moving or closing). */
 int conn_handoff(conn_t *c, unsigned dst, const void *unconsumed, size_t len);
 void conn_set_idle_timeout(conn_t *c, uint32_t timeout_ms);   /* 0 = none */
+/* From now on, bytes in and out go through TLS (server side): STARTTLS after
+ * the protocol queued its plaintext "proceed". raw: bytes already received
+ * after the command (the start of the ClientHello), copied. 0, -EPIPE
+ * (closing), -EALREADY, -ENOMEM. */
+int conn_start_tls(conn_t *c, tls_ctx_t *ctx, const void *raw, size_t len);
+bool conn_is_tls(const conn_t *c);
+tls_conn_t *conn_tls(const conn_t *c);     /* NULL for plain TCP */
 
 void *conn_state(const conn_t *c);
 void conn_set_state(conn_t *c, void *state);

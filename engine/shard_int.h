@@ -45,6 +45,7 @@ typedef struct {
 
 typedef struct {
     const conn_proto_t *proto;
+    tls_ctx_t *tls;             /* direct TLS on accept; NULL for plain TCP */
 } shard_listener_t;
 
 #define SHARD_LISTENERS_MAX 16

@@ -97,15 +97,21 @@ static const conn_proto_t probe_proto = {
 };
 
 static node_t *node;
-static unsigned port;
+static unsigned port, tls_port;
+static tls_ctx_t *server_tls, *client_tls;
 
-static int client(void)
+static int dial(unsigned p)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p) };
     inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
     REQUIRE(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
     return fd;
+}
+
+static int client(void)
+{
+    return dial(port);
 }
 
 static void say(int fd, const char *s)
@@ -232,6 +238,89 @@ static void test_idle_timeout(void)
     close(busy);
 }
 
+/* --- a TLS client over a blocking socket --- */
+
+typedef struct {
+    int fd;
+    tls_conn_t *tls;
+    buf_t in;       /* plaintext received */
+} tls_client_t;
+
+static int tls_collect(void *ctx, const char *data, size_t len)
+{
+    buf_append(&((tls_client_t *)ctx)->in, data, len);
+    return 0;
+}
+
+static void tls_pump_out(tls_client_t *t)
+{
+    buf_t b;
+    buf_init(&b);
+    if (tls_conn_take_out(t->tls, &b))
+        REQUIRE(write(t->fd, b.data, b.len) == (ssize_t)b.len);
+    buf_fini(&b);
+}
+
+/* Reads until `want` plaintext bytes are buffered or the timeout. */
+static bool tls_wait(tls_client_t *t, size_t want, int timeout_ms)
+{
+    char raw[16384];
+    while (t->in.len < want) {
+        struct pollfd p = { t->fd, POLLIN, 0 };
+        if (poll(&p, 1, timeout_ms) <= 0)
+            return false;
+        ssize_t n = read(t->fd, raw, sizeof(raw));
+        if (n <= 0)
+            return false;
+        if (tls_conn_recv(t->tls, raw, (size_t)n, tls_collect, t) < 0)
+            return false;
+        tls_pump_out(t);
+    }
+    return true;
+}
+
+static int tls_who(tls_client_t *t)
+{
+    t->in.len = 0;
+    REQUIRE(tls_conn_send(t->tls, "WHO\n", 4) == 0);
+    tls_pump_out(t);
+    if (!tls_wait(t, 8, 3000))
+        return -1;
+    return t->in.data[6] - '0';
+}
+
+static void test_tls_and_moving_tls_state(void)
+{
+    tls_client_t t = { .fd = dial(tls_port), .tls = tls_conn_create(client_tls, false) };
+    buf_init(&t.in);
+    REQUIRE(t.tls);
+    CHECK_EQ(tls_conn_connect(t.tls), 0);
+    tls_pump_out(&t);
+    int from = tls_who(&t);
+    REQUIRE(from == 0 || from == 1);
+    CHECK(tls_conn_established(t.tls));
+    /* Move mid-stream: the TLS session state travels; the next request,
+     * encrypted with the same keys, is answered by the other shard. */
+    char cmd[64];
+    int n = snprintf(cmd, sizeof(cmd), "MOVE %d\nWHO\n", 1 - from);
+    t.in.len = 0;
+    REQUIRE(tls_conn_send(t.tls, cmd, (size_t)n) == 0);
+    tls_pump_out(&t);
+    CHECK(tls_wait(&t, 8, 3000));
+    CHECK(t.in.len >= 8 && t.in.data[6] - '0' == 1 - from);
+    CHECK_EQ(tls_who(&t), 1 - from);
+    /* A client that speaks plaintext to the TLS port is dropped. */
+    int raw = dial(tls_port);
+    say(raw, "WHO\n");
+    char buf[64];
+    ssize_t got = hear(raw, buf, sizeof(buf), 3000);
+    CHECK(got < 8 || memcmp(buf, "shard=", 6) != 0);
+    close(raw);
+    tls_conn_destroy(t.tls);
+    buf_fini(&t.in);
+    close(t.fd);
+}
+
 static void test_quit_and_stop(void)
 {
     int fd = client();
@@ -274,21 +363,32 @@ int main(void)
         fprintf(stderr, "node_create: %s\n", err);
         return 1;
     }
-    REQUIRE(node_add_listener(node, &addr, &probe_proto, err, sizeof(err)) == 0);
+    REQUIRE(node_add_listener(node, &addr, &probe_proto, NULL, err, sizeof(err)) == 0);
+    char cert[128], key[128];
+    snprintf(cert, sizeof(cert), "%s/tls.crt", dir);
+    snprintf(key, sizeof(key), "%s/tls.key", dir);
+    REQUIRE(tls_generate_self_signed(cert, key, "localhost", err, sizeof(err)) == 0);
+    REQUIRE(tls_ctx_create_server(cert, key, &server_tls, err, sizeof(err)) == 0);
+    REQUIRE(tls_ctx_create_client(&client_tls) == 0);
+    REQUIRE(node_add_listener(node, &addr, &probe_proto, server_tls, err, sizeof(err)) == 0);
     if (node_start(node, err, sizeof(err)) < 0) {
         fprintf(stderr, "node_start: %s\n", err);
         return 1;
     }
     port = node_listener_port(node, 0);
-    REQUIRE(port > 0);
+    tls_port = node_listener_port(node, 1);
+    REQUIRE(port > 0 && tls_port > 0);
 
     T_RUN(test_spread_over_shards);
     T_RUN(test_handoff);
     T_RUN(test_output_bound);
     T_RUN(test_idle_timeout);
+    T_RUN(test_tls_and_moving_tls_state);
     T_RUN(test_quit_and_stop);
 
     node_destroy(node);
+    tls_ctx_destroy(server_tls);
+    tls_ctx_destroy(client_tls);
     free(cfg);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
