@@ -136,29 +136,31 @@ out:
 
 /* --- contexts --- */
 
-static SSL_CTX *tls_new_ssl_ctx(void)
+/* A context with the node's protocol settings, or NULL on ENOMEM. */
+static tls_ctx_t *tls_ctx_new(void)
 {
-    SSL_CTX *c = SSL_CTX_new(TLS_method());
-    if (!c)
+    tls_ctx_t *t = calloc(1, sizeof(*t));
+    if (!t)
         return NULL;
+    t->ssl_ctx = SSL_CTX_new(TLS_method());
+    if (!t->ssl_ctx) {
+        free(t);
+        return NULL;
+    }
     /* TLS 1.2 is still what many XMPP and SIP clients offer; nothing older. */
-    SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(t->ssl_ctx, TLS1_2_VERSION);
     /* Handshakes are driven by our loop through memory BIOs. */
-    SSL_CTX_set_mode(c, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    return c;
+    SSL_CTX_set_mode(t->ssl_ctx,
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    return t;
 }
 
 int tls_ctx_create_server(const char *cert_path, const char *key_path, tls_ctx_t **out,
                           char *err, size_t err_len)
 {
-    tls_ctx_t *t = calloc(1, sizeof(*t));
+    tls_ctx_t *t = tls_ctx_new();
     if (!t)
         return -ENOMEM;
-    t->ssl_ctx = tls_new_ssl_ctx();
-    if (!t->ssl_ctx) {
-        free(t);
-        return -ENOMEM;
-    }
     if (SSL_CTX_use_certificate_chain_file(t->ssl_ctx, cert_path) != 1) {
         tls_err(err, err_len, cert_path);
         goto fail;
@@ -180,14 +182,9 @@ fail:
 
 int tls_ctx_create_client(tls_ctx_t **out)
 {
-    tls_ctx_t *t = calloc(1, sizeof(*t));
+    tls_ctx_t *t = tls_ctx_new();
     if (!t)
         return -ENOMEM;
-    t->ssl_ctx = tls_new_ssl_ctx();
-    if (!t->ssl_ctx) {
-        free(t);
-        return -ENOMEM;
-    }
     SSL_CTX_set_verify(t->ssl_ctx, SSL_VERIFY_NONE, NULL);
     *out = t;
     return 0;

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/micro/bench_stats.h"
 #include "engine/clock.h"
 #include "engine/mbox.h"
 
@@ -163,32 +164,7 @@ static double ck_run(uint64_t n)
 }
 #endif
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* median, MAD, min, max of v[0..n) (sorted in place) */
-static void summary(const char *what, double *v, unsigned n, const char *unit)
-{
-    double dev[64];
-    qsort(v, n, sizeof(*v), cmp_double);
-    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    for (unsigned i = 0; i < n; i++)
-        dev[i] = v[i] > med ? v[i] - med : med - v[i];
-    qsort(dev, n, sizeof(*dev), cmp_double);
-    double mad = n % 2 ? dev[n / 2] : (dev[n / 2 - 1] + dev[n / 2]) / 2;
-    printf("%-34s median %12.1f  MAD %10.1f  min %12.1f  max %12.1f  %s\n", what, med, mad,
-           v[0], v[n - 1], unit);
-}
-
 int main(int argc, char **argv)
 {
     unsigned runs = 7, batch = 256;
@@ -200,7 +176,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--rate")) rate = strtoull(argv[i + 1], NULL, 0);
         else if (!strcmp(argv[i], "--latency-messages")) lat_messages = strtoull(argv[i + 1], NULL, 0);
     }
-    if (runs > 64) runs = 64;
+    if (runs > BENCH_RUNS_MAX) runs = BENCH_RUNS_MAX;
     double tput[64], p50[64], p99[64], p999[64];
     run_t r = { 0 };
 
@@ -213,12 +189,12 @@ int main(int argc, char **argv)
         run_once(&r);
         tput[i] = (double)messages / ((double)(r.t_end - r.t_start) / 1e9) / 1e6;
     }
-    summary("throughput (batched)", tput, runs, "M msg/s");
+    bench_summary("throughput (batched)", tput, runs, "M msg/s");
 #ifdef HAVE_CK
     double ck_tput[64];
     for (unsigned i = 0; i < runs; i++)
         ck_tput[i] = ck_run(messages);
-    summary("ck_ring spsc throughput (peer)", ck_tput, runs, "M msg/s");
+    bench_summary("ck_ring spsc throughput (peer)", ck_tput, runs, "M msg/s");
     printf("%-34s %.2fx\n", "mailbox / ck_ring (medians)", tput[runs / 2] / ck_tput[runs / 2]);
 #endif
 
@@ -228,18 +204,18 @@ int main(int argc, char **argv)
         r.batch = 1;
         r.rate = rate;
         run_once(&r);
-        qsort(r.lat, r.n_lat, sizeof(uint64_t), cmp_u64);
+        qsort(r.lat, r.n_lat, sizeof(uint64_t), bench_cmp_u64);
         p50[i] = (double)r.lat[r.n_lat / 2];
         p99[i] = (double)r.lat[r.n_lat * 99 / 100];
         p999[i] = (double)r.lat[r.n_lat * 999 / 1000];
     }
     char label[64];
     snprintf(label, sizeof(label), "latency p50 at %.1f M msg/s", (double)rate / 1e6);
-    summary(label, p50, runs, "ns");
+    bench_summary(label, p50, runs, "ns");
     snprintf(label, sizeof(label), "latency p99 at %.1f M msg/s", (double)rate / 1e6);
-    summary(label, p99, runs, "ns");
+    bench_summary(label, p99, runs, "ns");
     snprintf(label, sizeof(label), "latency p99.9 at %.1f M msg/s", (double)rate / 1e6);
-    summary(label, p999, runs, "ns");
+    bench_summary(label, p999, runs, "ns");
     free(r.lat);
     return 0;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "bench/micro/bench_stats.h"
 #include "engine/log.h"
 #include "engine/node.h"
 
@@ -85,31 +86,6 @@ static void wait_done(void)
     atomic_store(&done, 0);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static void summary(const char *what, double *v, unsigned n, const char *unit)
-{
-    double dev[64];
-    qsort(v, n, sizeof(*v), cmp_double);
-    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    for (unsigned i = 0; i < n; i++)
-        dev[i] = v[i] > med ? v[i] - med : med - v[i];
-    qsort(dev, n, sizeof(*dev), cmp_double);
-    double mad = n % 2 ? dev[n / 2] : (dev[n / 2 - 1] + dev[n / 2]) / 2;
-    printf("%-34s median %12.1f  MAD %10.1f  min %12.1f  max %12.1f  %s\n", what, med, mad,
-           v[0], v[n - 1], unit);
-}
-
 int main(int argc, char **argv)
 {
     unsigned runs = 5;
@@ -119,7 +95,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--batch")) batch = (unsigned)atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--pings")) pings = strtoull(argv[i + 1], NULL, 0);
     }
-    if (runs > 64) runs = 64;
+    if (runs > BENCH_RUNS_MAX) runs = BENCH_RUNS_MAX;
     log_set_level(LOG_LEVEL_WARN);
     char dir[] = "/tmp/presenced-shard-bench-XXXXXX", err[512];
     if (!mkdtemp(dir))
@@ -148,15 +124,15 @@ int main(int argc, char **argv)
         n_rtt = 0;
         node_call(node, 0, ping_start, NULL);
         wait_done();
-        qsort(rtt, n_rtt, sizeof(*rtt), cmp_u64);
+        qsort(rtt, n_rtt, sizeof(*rtt), bench_cmp_u64);
         p50[r] = (double)rtt[n_rtt / 2] / 2;
         p99[r] = (double)rtt[n_rtt * 99 / 100] / 2;
         p999[r] = (double)rtt[n_rtt * 999 / 1000] / 2;
     }
-    summary("stream throughput, 2 shards", tput, runs, "M msg/s");
-    summary("one-way latency p50 (idle, woken)", p50, runs, "ns");
-    summary("one-way latency p99 (idle, woken)", p99, runs, "ns");
-    summary("one-way latency p99.9 (idle, woken)", p999, runs, "ns");
+    bench_summary("stream throughput, 2 shards", tput, runs, "M msg/s");
+    bench_summary("one-way latency p50 (idle, woken)", p50, runs, "ns");
+    bench_summary("one-way latency p99 (idle, woken)", p99, runs, "ns");
+    bench_summary("one-way latency p99.9 (idle, woken)", p999, runs, "ns");
     node_stop(node);
     node_destroy(node);
     free(rtt);
