@@ -19,7 +19,7 @@ static const char *const log_names[] = { "error", "warn", "info", "debug" };
 
 void log_set_level(log_level_t level)
 {
-    ASSERT(level >= LOG_LEVEL_ERROR && level <= LOG_LEVEL_DEBUG);
+    ASSERT(level >= LOG_LEVEL_OFF && level <= LOG_LEVEL_DEBUG);
     atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
 }
 

@@ -20,6 +20,7 @@
 #include "engine/common.h"
 
 typedef enum {
+    LOG_LEVEL_OFF = -1,     /* nothing at all: for tests that provoke errors */
     LOG_LEVEL_ERROR = 0,
     LOG_LEVEL_WARN = 1,
     LOG_LEVEL_INFO = 2,

@@ -351,6 +351,7 @@ static void *node_shard_main(void *arg)
         .output_max_bytes = n->cfg.output_queue_max_bytes,
         .drain_timeout_ms = n->cfg.drain_timeout_ms,
         .max_connections = n->files_per_shard,
+        .stor = n->stor,
         .n_listeners = n->n_listeners,
     };
     for (unsigned i = 0; i < n->n_listeners; i++) {

@@ -106,6 +106,14 @@ struct shard {
     _Atomic bool stop_requested;
     bool stopping;
     timer_ent_t drain_timer;
+    /* The turn's writes and the acknowledgements waiting for them. */
+    stor_batch_t *batch;
+    struct shard_durable {
+        shard_durable_fn fn;
+        void *arg;
+        uint64_t arg2;
+    } *durable;
+    uint32_t durable_count, durable_cap;
 };
 
 shard_metric_ids_t shard_mid;
@@ -141,6 +149,18 @@ void shard_metrics_register(metrics_t *m)
     shard_mid.accept_errors = metrics_register(
         m, "accept_errors_total", "Accepts that failed (descriptor table full, memory).",
         METRIC_COUNTER);
+    shard_mid.commits = metrics_register(m, "storage_commits_total",
+                                         "Write batches committed (one per turn with writes).",
+                                         METRIC_COUNTER);
+    shard_mid.commit_errors = metrics_register(m, "storage_commit_errors_total",
+                                               "Write batches that failed to commit.",
+                                               METRIC_COUNTER);
+    shard_mid.commit_writes = metrics_register(m, "storage_writes_total",
+                                               "Writes (puts and deletes) committed.",
+                                               METRIC_COUNTER);
+    shard_mid.commit_us = metrics_register(m, "storage_commit_microseconds_total",
+                                           "Time spent committing write batches.",
+                                           METRIC_COUNTER);
     shard_mid.recv_starved = metrics_register(
         m, "receive_buffer_exhausted_total",
         "Times a receive stopped because the shard's receive buffers were all in use.",
@@ -214,6 +234,9 @@ void shard_destroy(shard_t *sh)
     }
     free(sh->conns);
     free(sh->free_idx);
+    ASSERT(sh->durable_count == 0);
+    free(sh->durable);
+    stor_batch_destroy(sh->batch);
     free(sh);
 }
 
@@ -857,6 +880,66 @@ void shard_run_timers(shard_t *sh)
     timer_advance(&sh->timers, sh->now_ms);
 }
 
+stor_t *shard_storage(const shard_t *sh)
+{
+    return sh->cfg.stor;
+}
+
+stor_batch_t *shard_batch(shard_t *sh)
+{
+    if (!sh->cfg.stor)
+        return NULL;
+    if (!sh->batch) {
+        sh->batch = stor_batch_create(sh->cfg.stor);
+        if (!sh->batch)
+            PANIC("out of memory creating a write batch");
+    }
+    return sh->batch;
+}
+
+void shard_on_durable(shard_t *sh, shard_durable_fn fn, void *arg, uint64_t arg2)
+{
+    if (sh->durable_count == sh->durable_cap) {
+        uint32_t cap = sh->durable_cap ? sh->durable_cap * 2 : 64;
+        struct shard_durable *d = realloc(sh->durable, sizeof(*d) * cap);
+        if (!d)
+            PANIC("out of memory queueing an acknowledgement");
+        sh->durable = d;
+        sh->durable_cap = cap;
+    }
+    sh->durable[sh->durable_count++] = (struct shard_durable){ fn, arg, arg2 };
+}
+
+void shard_commit(shard_t *sh)
+{
+    int rc = 0;
+    if (sh->batch && stor_batch_count(sh->batch) > 0) {
+        size_t writes = stor_batch_count(sh->batch);
+        uint64_t start = clk_now_ns(&sh->cfg.clock);
+        rc = stor_batch_commit(sh->cfg.stor, sh->batch);
+        metric_add(sh->cfg.metrics, shard_mid.commit_us,
+                   (clk_now_ns(&sh->cfg.clock) - start) / 1000);
+        if (rc < 0) {
+            metric_inc(sh->cfg.metrics, shard_mid.commit_errors);
+            LOG_RATELIMITED(LOG_LEVEL_ERROR, "committing %zu writes failed: %s", writes,
+                            strerror(-rc));
+            /* Not durable and not retried: the callbacks below say so. */
+            stor_batch_clear(sh->batch);
+        } else {
+            metric_inc(sh->cfg.metrics, shard_mid.commits);
+            metric_add(sh->cfg.metrics, shard_mid.commit_writes, writes);
+        }
+    }
+    /* Callbacks may queue writes and acknowledgements for the next turn. */
+    uint32_t n = sh->durable_count;
+    if (n == 0)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        sh->durable[i].fn(sh, sh->durable[i].arg, sh->durable[i].arg2, rc);
+    memmove(sh->durable, sh->durable + n, sizeof(*sh->durable) * (sh->durable_count - n));
+    sh->durable_count -= n;
+}
+
 void shard_flush_output(shard_t *sh)
 {
     conn_t *c = sh->flush_head;
@@ -888,7 +971,8 @@ void shard_flush_mailboxes(shard_t *sh)
 
 bool shard_may_sleep(shard_t *sh)
 {
-    if (sh->flush_head)
+    if (sh->flush_head || sh->durable_count ||
+        (sh->batch && stor_batch_count(sh->batch) > 0))
         return false;
     if (!sh->stopping && atomic_load_explicit(&sh->stop_requested, memory_order_acquire))
         return false;

@@ -37,6 +37,7 @@
 #include "engine/route.h"
 #include "engine/timer.h"
 #include "engine/tls.h"
+#include "storage/stor.h"
 
 typedef struct shard shard_t;
 typedef struct conn conn_t;
@@ -109,6 +110,19 @@ timer_wheel_t *shard_timers(shard_t *sh);
 /* The shard's time, read once at the start of each turn. */
 uint64_t shard_now_ms(const shard_t *sh);
 const clk_t *shard_clock(const shard_t *sh);
+
+/* --- storage: one write batch per turn --- */
+
+/* The turn's write batch (NULL when the shard has no storage). Writes made
+ * here are committed together once per turn, after completions and timers
+ * and before output is flushed (STYLE.md, the shard loop). */
+stor_batch_t *shard_batch(shard_t *sh);
+/* Called after the turn's batch was committed: rc 0 when the writes are
+ * durable under the node's sync policy, -EIO when they were not written.
+ * A reply that acknowledges a write is sent from here, never before. */
+typedef void (*shard_durable_fn)(shard_t *sh, void *arg, uint64_t arg2, int rc);
+void shard_on_durable(shard_t *sh, shard_durable_fn fn, void *arg, uint64_t arg2);
+stor_t *shard_storage(const shard_t *sh);
 
 /* Runs fn(dst_ctx, msg) on shard dst (may be this shard) in a later turn.
  * msg->kind is set to MBOX_CALL and msg->fn to fn. 0, or -ENOBUFS when the

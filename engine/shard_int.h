@@ -14,9 +14,11 @@
  *      (shard_accepted, shard_received, shard_recv_ended, shard_sent,
  *       shard_io_closed, shard_moved, shard_fd_arrived)
  *   4. shard_run_timers
- *   5. shard_flush_output        one send per connection with queued bytes
- *   6. shard_flush_mailboxes     publish the turn's messages, wake sleepers
- *   7. submit; if shard_may_sleep, wait up to shard_sleep_ms
+ *   5. shard_commit              commit the turn's writes, then run the
+ *                                callbacks that acknowledge them
+ *   6. shard_flush_output        one send per connection with queued bytes
+ *   7. shard_flush_mailboxes     publish the turn's messages, wake sleepers
+ *   8. submit; if shard_may_sleep, wait up to shard_sleep_ms
  */
 #ifndef PRESENCED_SHARD_INT_H
 #define PRESENCED_SHARD_INT_H
@@ -63,6 +65,7 @@ typedef struct {
     uint32_t output_max_bytes;
     uint32_t drain_timeout_ms;
     uint32_t max_connections;
+    stor_t *stor;                   /* NULL: no storage (shard_batch gives NULL) */
     shard_listener_t listeners[SHARD_LISTENERS_MAX];
     unsigned n_listeners;
 } shard_config_t;
@@ -70,7 +73,8 @@ typedef struct {
 /* Engine metric ids, registered once per metrics_t by shard_metrics_register. */
 typedef struct {
     metric_id_t accepted, closed, open, bytes_in, bytes_out, turns, overflows,
-        handoffs_out, handoffs_in, accept_errors, recv_starved;
+        handoffs_out, handoffs_in, accept_errors, recv_starved, commits, commit_errors,
+        commit_writes, commit_us;
 } shard_metric_ids_t;
 
 extern shard_metric_ids_t shard_mid;
@@ -84,6 +88,7 @@ void shard_destroy(shard_t *sh);
 void shard_turn_start(shard_t *sh);
 unsigned shard_drain_mailbox(shard_t *sh, unsigned max);
 void shard_run_timers(shard_t *sh);
+void shard_commit(shard_t *sh);
 void shard_flush_output(shard_t *sh);
 void shard_flush_mailboxes(shard_t *sh);
 bool shard_may_sleep(shard_t *sh);      /* announces sleep to the mailboxes when true */

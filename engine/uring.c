@@ -520,6 +520,7 @@ void uring_shard_run(uring_shard_t *u)
         bufring_publish(&u->br);
         uring_rearm_starved(u);
         shard_run_timers(sh);
+        shard_commit(sh);
         shard_flush_output(sh);
         shard_flush_mailboxes(sh);
         if (shard_finished(sh))

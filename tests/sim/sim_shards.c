@@ -9,6 +9,9 @@
  *     none stranded (a lost wake-up leaves a sleeping shard with mail);
  *   - timers: each fires exactly once, never before its due time, and at the
  *     first turn at or after it;
+ *   - storage: writes gathered in a turn's batch are acknowledged after the
+ *     commit, exactly once, readable when acknowledged as durable and absent
+ *     when the (injected) commit failure is reported;
  *   - handoff: a connection moved between shards keeps its protocol state,
  *     its unconsumed bytes and its queued output, whichever half of the move
  *     (socket or mailbox record) arrives first.
@@ -261,6 +264,59 @@ static void send_some(sim_shard_t *ss)
     }
 }
 
+/* --- workload: storage writes and their acknowledgements --- */
+
+#define WRITES_PER_SHARD 400
+
+static stor_t *store;
+static unsigned writes_made[SHARDS], writes_acked[SHARDS], writes_failed[SHARDS];
+
+static void write_key(unsigned shard, unsigned seq, char *key, size_t *len)
+{
+    *len = (size_t)snprintf(key, 32, "w/%u/%u", shard, seq);
+}
+
+static void on_durable(shard_t *sh, void *arg, uint64_t seq, int rc)
+{
+    unsigned id = shard_id(sh);
+    (void)arg;
+    char key[32];
+    size_t len;
+    void *val = NULL;
+    size_t vlen;
+    write_key(id, (unsigned)seq, key, &len);
+    int got = stor_get(store, STOR_CF_META, key, len, &val, &vlen);
+    free(val);
+    if (rc == 0 && got != 0)
+        SIM_FAIL("write %u/%llu acknowledged as durable but not readable", id,
+                 (unsigned long long)seq);
+    if (rc < 0 && got == 0)
+        SIM_FAIL("write %u/%llu reported failed but present", id, (unsigned long long)seq);
+    if (seq != writes_acked[id] + writes_failed[id])
+        SIM_FAIL("acknowledgement %llu out of order", (unsigned long long)seq);
+    if (rc == 0)
+        writes_acked[id]++;
+    else
+        writes_failed[id]++;
+}
+
+static void write_some(sim_shard_t *ss)
+{
+    if (quiescing || writes_made[ss->id] >= WRITES_PER_SHARD || rng_below(3) != 0)
+        return;
+    unsigned n = 1 + rng_below(4);
+    for (unsigned i = 0; i < n && writes_made[ss->id] < WRITES_PER_SHARD; i++) {
+        char key[32];
+        size_t len;
+        unsigned seq = writes_made[ss->id]++;
+        write_key(ss->id, seq, key, &len);
+        stor_batch_put(shard_batch(ss->sh), STOR_CF_META, key, len, "v", 1);
+        shard_on_durable(ss->sh, on_durable, NULL, seq);
+    }
+    if (rng_below(40) == 0)
+        stor_mem_fail_commits(store, 1);
+}
+
 /* --- workload: timers --- */
 
 typedef struct {
@@ -454,6 +510,8 @@ static void sim_turn(sim_shard_t *ss)
     feed_some(ss);
     shard_run_timers(sh);
     check_timers_due(ss);
+    write_some(ss);
+    shard_commit(sh);
     shard_flush_output(sh);
     shard_flush_mailboxes(sh);
     if (!sim_has_events(ss->id) && shard_may_sleep(sh)) {
@@ -464,6 +522,9 @@ static void sim_turn(sim_shard_t *ss)
 
 static bool sim_done(void)
 {
+    for (unsigned s = 0; s < SHARDS; s++)
+        if (writes_acked[s] + writes_failed[s] < WRITES_PER_SHARD)
+            return false;
     for (unsigned a = 0; a < SHARDS; a++)
         for (unsigned b = 0; b < SHARDS; b++)
             if (recv_seq[a][b] < MSGS_PER_SHARD)
@@ -491,6 +552,10 @@ static int sim_run(uint64_t seed)
     memset(script_pos, 0, sizeof(script_pos));
     n_conns = 0;
     quiescing = false;
+    memset(writes_made, 0, sizeof(writes_made));
+    memset(writes_acked, 0, sizeof(writes_acked));
+    memset(writes_failed, 0, sizeof(writes_failed));
+    store = stor_open_mem();
     sim = calloc(1, sizeof(*sim));
     metrics = metrics_create(SHARDS);
     shard_metrics_register(metrics);
@@ -506,7 +571,7 @@ static int sim_run(uint64_t seed)
             .clock = { &sim_clock_ops, NULL },
             .io_ops = &sim_io_ops, .io = ss,
             .idle_timeout_ms = 0, .output_max_bytes = 1 << 20, .drain_timeout_ms = 1000,
-            .max_connections = 1024, .n_listeners = 1,
+            .max_connections = 1024, .n_listeners = 1, .stor = store,
         };
         cfg.listeners[0].proto = &sim_proto;
         ss->sh = shard_create(&cfg);
@@ -564,6 +629,7 @@ static int sim_run(uint64_t seed)
     }
     mbox_hub_destroy(hub);
     metrics_destroy(metrics);
+    stor_close(store);
     int failures = sim->failures;
     free(sim->events);
     free(sim);
@@ -588,7 +654,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    log_set_level(LOG_LEVEL_ERROR);
+    /* The run provokes commit failures on purpose; failures print on their own. */
+    log_set_level(LOG_LEVEL_OFF);
     if (!fixed) {
         const char *env = getenv("SIM_SEED");
         seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) * 1000003u;
