@@ -73,6 +73,9 @@ typedef struct {
 #define KEY_STR(sec, key, f, def, cls, help)                                      \
     { { sec, key, def, help }, CFG_STR, 0,                                        \
       CFG_FIELD(f, ((cfg_t *)0)->f, char *), .min = 1, .str_class = cls }
+#define KEY_STR_OPT(sec, key, f, def, cls, help)                                  \
+    { { sec, key, def, help }, CFG_STR, 0,                                        \
+      CFG_FIELD(f, ((cfg_t *)0)->f, char *), .min = 0, .str_class = cls }
 #define KEY_ADDR(sec, key, f, def, help)                                          \
     { { sec, key, def, help }, CFG_ADDR, 0,                                       \
       CFG_FIELD(f, &((cfg_t *)0)->f, cfg_addr_t *) }
@@ -128,6 +131,10 @@ static const cfg_key_t cfg_keys[] = {
              "XMPP clients, plain and STARTTLS; ip:port, [ipv6]:port, *:port; empty disables"),
     KEY_ADDR("xmpp", "tls_listen", xmpp_tls_listen, "0.0.0.0:5223",
              "XMPP clients with direct TLS; empty disables"),
+    KEY_BOOL("xmpp", "require_tls", xmpp_require_tls, "true",
+             "authenticate XMPP clients only over TLS (STARTTLS or direct): true or false"),
+    KEY_BOOL("xmpp", "plain_without_tls", xmpp_plain_without_tls, "false",
+             "offer SASL PLAIN on unencrypted streams (test setups only): true or false"),
     KEY_ADDR("sip", "listen", sip_listen, "0.0.0.0:5060",
              "SIP over UDP and TCP on the same port; empty disables"),
     KEY_ADDR("sip", "tls_listen", sip_tls_listen, "0.0.0.0:5061",
@@ -136,6 +143,10 @@ static const cfg_key_t cfg_keys[] = {
              "Presence Web Service (SOAP and REST) over HTTP; empty disables"),
     KEY_ADDR("pws", "tls_listen", pws_tls_listen, "0.0.0.0:8083",
              "Presence Web Service over HTTPS; empty disables"),
+    KEY_STR_OPT("tls", "cert_file", tls_cert_file, "", CFG_STR_PATH,
+                "PEM certificate chain; empty = self-signed, generated in data_dir"),
+    KEY_STR_OPT("tls", "key_file", tls_key_file, "", CFG_STR_PATH,
+                "PEM private key for cert_file; empty = generated with the certificate"),
 };
 
 /* A message line: "file:line: " + the longest message (two quoted 40-byte excerpts plus

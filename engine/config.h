@@ -89,11 +89,16 @@ typedef struct {
     char storage_sync[16];          /* sync = "batch" | "none"; default "batch" */
     /* listeners for the protocols: [xmpp], [sip] and [pws], keys listen and tls_listen */
     cfg_addr_t xmpp_listen;         /* 0.0.0.0:5222 */
+    bool xmpp_require_tls;          /* true: authenticate only over TLS */
+    bool xmpp_plain_without_tls;    /* false: PLAIN only over TLS */
     cfg_addr_t xmpp_tls_listen;     /* 0.0.0.0:5223 */
     cfg_addr_t sip_listen;          /* 0.0.0.0:5060 (UDP and TCP) */
     cfg_addr_t sip_tls_listen;      /* 0.0.0.0:5061 */
     cfg_addr_t pws_listen;          /* 0.0.0.0:8082 */
     cfg_addr_t pws_tls_listen;      /* 0.0.0.0:8083 */
+    /* [tls]: empty = a self-signed pair generated in data_dir on first start */
+    char tls_cert_file[192];
+    char tls_key_file[192];
 } cfg_t;
 
 /* ---- Building a configuration ---------------------------------------------------------- */

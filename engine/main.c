@@ -12,11 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/config.h"
 #include "engine/log.h"
 #include "engine/node.h"
+#include "engine/tls.h"
 #include "protocols/http/http_admin.h"
+#include "protocols/xmpp/xmpp_c2s.h"
 
 static void usage(FILE *out)
 {
@@ -78,6 +81,57 @@ static void main_reload(const main_flags_t *f)
         log_set_level(level);
         LOG_WARN("SIGHUP: log level is now %s", cfg.log_level);
     }
+}
+
+/* The node's certificate: configured files, or a self-signed pair for the
+ * domain generated in the data dir on first start. */
+static int main_tls(const cfg_t *cfg, tls_ctx_t **out, char *err, size_t err_len)
+{
+    char cert[4200], key[4200];
+    if (cfg->tls_cert_file[0]) {
+        snprintf(cert, sizeof(cert), "%s", cfg->tls_cert_file);
+        snprintf(key, sizeof(key), "%s", cfg->tls_key_file[0] ? cfg->tls_key_file
+                                                                : cfg->tls_cert_file);
+    } else {
+        snprintf(cert, sizeof(cert), "%s/tls.crt", cfg->data_dir);
+        snprintf(key, sizeof(key), "%s/tls.key", cfg->data_dir);
+        if (access(cert, R_OK) != 0 || access(key, R_OK) != 0) {
+            int rc = tls_generate_self_signed(cert, key, cfg->domain, err, err_len);
+            if (rc < 0)
+                return rc;
+            LOG_WARN("generated a self-signed certificate for %s in %s (set [tls] cert_file "
+                     "for a real one)", cfg->domain, cert);
+        }
+    }
+    return tls_ctx_create_server(cert, key, out, err, err_len);
+}
+
+/* The secret behind SCRAM's answers for unknown users: random once, then
+ * kept in storage so the answers stay the same across restarts. */
+static int main_scram_key(node_t *node, uint8_t key[32])
+{
+    static const char name[] = "xmpp.scram-fake-salt-key";
+    stor_t *st = node_storage(node);
+    void *val = NULL;
+    size_t len = 0;
+    if (stor_get(st, STOR_CF_META, name, sizeof(name) - 1, &val, &len) == 0 && len == 32) {
+        memcpy(key, val, 32);
+        free(val);
+        return 0;
+    }
+    free(val);
+    FILE *r = fopen("/dev/urandom", "rb");
+    if (!r || fread(key, 1, 32, r) != 32) {
+        if (r)
+            fclose(r);
+        return -EIO;
+    }
+    fclose(r);
+    stor_batch_t *b = stor_batch_create(st);
+    stor_batch_put(b, STOR_CF_META, name, sizeof(name) - 1, key, 32);
+    int rc = stor_batch_commit(st, b);
+    stor_batch_destroy(b);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -148,8 +202,29 @@ int main(int argc, char **argv)
         return 1;
     }
     bool admin = cfg->admin_listen.text[0] != 0;
+    bool xmpp = cfg->xmpp_listen.text[0] || cfg->xmpp_tls_listen.text[0];
+    tls_ctx_t *tls = NULL;
+    if (xmpp) {
+        xmpp_c2s_config_t xc = {
+            .domain = cfg->domain,
+            .require_tls = cfg->xmpp_require_tls,
+            .plain_without_tls = cfg->xmpp_plain_without_tls,
+        };
+        if (main_tls(cfg, &tls, err, sizeof(err)) < 0 || main_scram_key(node, xc.fake_salt_key) < 0) {
+            fprintf(stderr, "presenced: %s\n", err[0] ? err : "cannot set up XMPP");
+            node_destroy(node);
+            return 1;
+        }
+        xc.tls = tls;
+        xmpp_c2s_configure(&xc);
+    }
     if ((admin && node_add_listener(node, &cfg->admin_listen, &http_admin_proto, NULL, err,
                                     sizeof(err)) < 0) ||
+        (cfg->xmpp_listen.text[0] &&
+         node_add_listener(node, &cfg->xmpp_listen, &xmpp_c2s_proto, NULL, err, sizeof(err)) < 0) ||
+        (cfg->xmpp_tls_listen.text[0] &&
+         node_add_listener(node, &cfg->xmpp_tls_listen, &xmpp_c2s_proto, tls, err,
+                           sizeof(err)) < 0) ||
         node_start(node, err, sizeof(err)) < 0) {
         fprintf(stderr, "presenced: %s\n", err);
         node_destroy(node);
@@ -178,6 +253,7 @@ int main(int argc, char **argv)
     }
     bool clean = node_stop(node);
     node_destroy(node);
+    tls_ctx_destroy(tls);
     LOG_INFO("stopped%s", clean ? "" : " (some shards missed the drain deadline)");
     free(cfg);
     return clean ? 0 : 1;

@@ -22,6 +22,7 @@ typedef struct {
     metrics_sample_fn sample;
     void *sample_ctx;
     bool per_shard;
+    double scale;                   /* 0: 1 */
 } metrics_family_t;
 
 struct metrics {
@@ -109,6 +110,17 @@ metric_id_t metrics_register_labelled(metrics_t *m, const char *name, const char
     return f->base;
 }
 
+void metrics_set_scale(metrics_t *m, metric_id_t id, double scale)
+{
+    for (unsigned i = 0; i < m->n_families; i++) {
+        if (!m->families[i].sample && m->families[i].base == id) {
+            m->families[i].scale = scale;
+            return;
+        }
+    }
+    PANIC("no metric with id %u", id);
+}
+
 void metrics_register_sampled(metrics_t *m, const char *name, const char *help,
                               metric_type_t type, bool per_shard, metrics_sample_fn fn,
                               void *ctx)
@@ -171,6 +183,8 @@ void metrics_render(metrics_t *m, buf_t *out)
                  * transiently by paired add/sub on different turns. */
                 uint64_t raw = metric_get(&m->values[s], (metric_id_t)(f->base + v));
                 double val = f->type == METRIC_GAUGE ? (double)(int64_t)raw : (double)raw;
+                if (f->scale != 0)
+                    val *= f->scale;
                 metrics_value(out, val);
             }
         }

@@ -51,6 +51,9 @@ metric_id_t metrics_register(metrics_t *m, const char *name, const char *help,
 metric_id_t metrics_register_labelled(metrics_t *m, const char *name, const char *help,
                                       metric_type_t type, const char *label,
                                       const char *const *values, unsigned n_values);
+/* Values kept in one unit and shown in another (microseconds shown as the
+ * base unit seconds, as Prometheus wants): shown = stored * scale. */
+void metrics_set_scale(metrics_t *m, metric_id_t id, double scale);
 void metrics_register_sampled(metrics_t *m, const char *name, const char *help,
                               metric_type_t type, bool per_shard, metrics_sample_fn fn,
                               void *ctx);

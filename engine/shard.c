@@ -106,6 +106,8 @@ struct shard {
     _Atomic bool stop_requested;
     bool stopping;
     timer_ent_t drain_timer;
+    void *slots[SHARD_SLOTS];
+    void (*slot_fini[SHARD_SLOTS])(void *);
     /* The turn's writes and the acknowledgements waiting for them. */
     stor_batch_t *batch;
     struct shard_durable {
@@ -158,9 +160,10 @@ void shard_metrics_register(metrics_t *m)
     shard_mid.commit_writes = metrics_register(m, "storage_writes_total",
                                                "Writes (puts and deletes) committed.",
                                                METRIC_COUNTER);
-    shard_mid.commit_us = metrics_register(m, "storage_commit_microseconds_total",
+    shard_mid.commit_us = metrics_register(m, "storage_commit_seconds_total",
                                            "Time spent committing write batches.",
                                            METRIC_COUNTER);
+    metrics_set_scale(m, shard_mid.commit_us, 1e-6);    /* kept in microseconds */
     shard_mid.recv_starved = metrics_register(
         m, "receive_buffer_exhausted_total",
         "Times a receive stopped because the shard's receive buffers were all in use.",
@@ -234,6 +237,9 @@ void shard_destroy(shard_t *sh)
     }
     free(sh->conns);
     free(sh->free_idx);
+    for (unsigned i = 0; i < SHARD_SLOTS; i++)
+        if (sh->slots[i] && sh->slot_fini[i])
+            sh->slot_fini[i](sh->slots[i]);
     ASSERT(sh->durable_count == 0);
     free(sh->durable);
     stor_batch_destroy(sh->batch);
@@ -317,6 +323,12 @@ static void conn_release(conn_t *c)
     sh->free_idx[sh->free_count++] = c->index;
     sh->conns_used--;
     free(c);
+}
+
+conn_t *conn_by_id(shard_t *sh, uint64_t id)
+{
+    conn_t *c = shard_conn_lookup(sh, (uint32_t)id, (uint32_t)(id >> 32));
+    return c && (c->state == CONN_OPEN || c->state == CONN_DRAINING) ? c : NULL;
 }
 
 conn_t *shard_conn_lookup(shard_t *sh, uint32_t index, uint32_t gen)
@@ -878,6 +890,19 @@ unsigned shard_drain_mailbox(shard_t *sh, unsigned max)
 void shard_run_timers(shard_t *sh)
 {
     timer_advance(&sh->timers, sh->now_ms);
+}
+
+void *shard_slot(const shard_t *sh, shard_slot_t slot)
+{
+    ASSERT(slot < SHARD_SLOTS);
+    return sh->slots[slot];
+}
+
+void shard_set_slot(shard_t *sh, shard_slot_t slot, void *state, void (*fini)(void *state))
+{
+    ASSERT(slot < SHARD_SLOTS);
+    sh->slots[slot] = state;
+    sh->slot_fini[slot] = fini;
 }
 
 stor_t *shard_storage(const shard_t *sh)

@@ -96,6 +96,10 @@ void *conn_state(const conn_t *c);
 void conn_set_state(conn_t *c, void *state);
 shard_t *conn_shard(const conn_t *c);
 uint64_t conn_id(const conn_t *c);              /* unique on its shard for the shard's life */
+/* The connection with that id if it is still open on sh, else NULL: how a
+ * reply that comes back later (after a commit, from another shard) finds its
+ * connection without holding a pointer that may dangle. */
+conn_t *conn_by_id(shard_t *sh, uint64_t id);
 size_t conn_output_queued(const conn_t *c);
 bool conn_closing(const conn_t *c);
 const conn_proto_t *conn_proto(const conn_t *c);
@@ -110,6 +114,20 @@ timer_wheel_t *shard_timers(shard_t *sh);
 /* The shard's time, read once at the start of each turn. */
 uint64_t shard_now_ms(const shard_t *sh);
 const clk_t *shard_clock(const shard_t *sh);
+
+/* --- per-shard state of the protocols --- */
+
+/* Each protocol keeps its per-shard tables (sessions, users) in a slot of
+ * its own, created lazily on the shard that uses it. */
+typedef enum {
+    SHARD_SLOT_XMPP,
+    SHARD_SLOT_SIP,
+    SHARD_SLOTS
+} shard_slot_t;
+
+void *shard_slot(const shard_t *sh, shard_slot_t slot);
+/* fini runs when the shard is destroyed, after its thread has ended. */
+void shard_set_slot(shard_t *sh, shard_slot_t slot, void *state, void (*fini)(void *state));
 
 /* --- storage: one write batch per turn --- */
 

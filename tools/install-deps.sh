@@ -8,6 +8,7 @@ build_pkgs=(
     meson ninja-build pkg-config gcc
     liburing-dev libjemalloc-dev libxml2-dev android-libboringssl-dev
     librocksdb-dev libldap-dev libinih-dev libhttp-parser-dev libxxhash-dev
+    libjansson-dev libidn2-dev libutf8proc-dev libunistring-dev
 )
 test_pkgs=(
     clang libclang-rt-14-dev    # libFuzzer targets

@@ -40,6 +40,8 @@ class Node:
         self.tmp = tempfile.mkdtemp(prefix="presenced-it-")
         self.data_dir = data_dir or os.path.join(self.tmp, "data")
         self.admin_port = free_port()
+        self.xmpp_port = free_port()
+        self.xmpps_port = free_port()
         self.config_path = os.path.join(self.tmp, "presenced.conf")
         self.write_config(config)
         self.log_path = os.path.join(self.tmp, "presenced.log")
@@ -50,7 +52,10 @@ class Node:
                                      stdin=subprocess.DEVNULL)
 
     def write_config(self, config):
+        # Every listener on loopback with a free port, never the defaults.
         text = "[admin]\nlisten = 127.0.0.1:%d\n" % self.admin_port
+        text += "[xmpp]\nlisten = 127.0.0.1:%d\ntls_listen = 127.0.0.1:%d\n" % (
+            self.xmpp_port, self.xmpps_port)
         with open(self.config_path, "w") as f:
             f.write(text + config)
 

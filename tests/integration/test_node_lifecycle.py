@@ -15,7 +15,7 @@ def test_bad_config_names_file_and_line():
         rc = node.proc.wait(timeout=10)
         assert rc != 0, "presenced started with an unknown key"
         log = node.log_text()
-        assert "presenced.conf:5" in log and "shard" in log, log
+        assert "presenced.conf:8" in log and "shard" in log, log
     finally:
         node.cleanup()
 
@@ -25,7 +25,7 @@ def test_bad_value_names_file_and_line():
     try:
         assert node.proc.wait(timeout=10) != 0
         log = node.log_text()
-        assert "presenced.conf:4" in log and "idle_timeout_s" in log, log
+        assert "presenced.conf:7" in log and "idle_timeout_s" in log, log
     finally:
         node.cleanup()
 

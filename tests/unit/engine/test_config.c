@@ -41,10 +41,14 @@ static const struct {
     { "storage", "sync", "none" },
     { "xmpp", "listen", "" },
     { "xmpp", "tls_listen", "*:15223" },
+    { "xmpp", "require_tls", "false" },
+    { "xmpp", "plain_without_tls", "yes" },
     { "sip", "listen", "192.0.2.1:5070" },
     { "sip", "tls_listen", "" },
     { "pws", "listen", "[2001:db8::1]:8080" },
     { "pws", "tls_listen", "0.0.0.0:65535" },
+    { "tls", "cert_file", "/etc/presenced/cert.pem" },
+    { "tls", "key_file", "/etc/presenced/key.pem" },
 };
 
 static char err[512];
@@ -114,6 +118,10 @@ static void test_defaults(void)
     CHECK_STR(c.pws_listen.text, "0.0.0.0:8082");
     CHECK_STR(c.pws_tls_listen.text, "0.0.0.0:8083");
     CHECK_EQ(port_of(&c.pws_tls_listen), 8083);
+    CHECK(c.xmpp_require_tls);
+    CHECK(!c.xmpp_plain_without_tls);
+    CHECK_STR(c.tls_cert_file, "");
+    CHECK_STR(c.tls_key_file, "");
 
     /* Padding and string tails are cleared too, so whole-struct copies compare equal. */
     cfg_t d;

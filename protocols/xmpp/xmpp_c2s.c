@@ -1,0 +1,574 @@
+/*
+ * xmpp_c2s.c - see xmpp_c2s.h. Stream states:
+ *
+ *   WAIT_HEADER --header--> NEGOTIATE --<auth> PLAIN ok--------------+
+ *        ^                     |  \--<auth> SCRAM--> SASL --ok------+|
+ *        |                     |<starttls/>: TLS, restart           ||
+ *        +--restart (after TLS, and after SASL success)-------------++
+ *   after SASL success the header leads to AUTHED --<bind>--> BOUND
+ */
+#include "protocols/xmpp/xmpp_c2s.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <openssl/base64.h>
+#include <openssl/mem.h>
+#include <openssl/rand.h>
+
+#include "engine/account.h"
+#include "engine/log.h"
+#include "engine/node.h"
+#include "engine/route.h"
+#include "protocols/xmpp/xmpp_int.h"
+#include "protocols/xmpp/xmpp_jid.h"
+
+/* Failed authentications before the stream is closed (RFC 6120 §6.4.5 lets
+ * the server choose). */
+#define C2S_AUTH_ATTEMPTS_MAX 3
+/* SASL payloads: a SCRAM client-final is at most 2 KiB, base64 adds a third. */
+#define C2S_SASL_B64_MAX 4096
+
+static xmpp_c2s_config_t c2s_cfg;
+static char c2s_domain[256];
+static sasl_scram_conf_t c2s_scram_conf;
+
+int xmpp_c2s_configure(const xmpp_c2s_config_t *cfg)
+{
+    c2s_cfg = *cfg;
+    snprintf(c2s_domain, sizeof(c2s_domain), "%s", cfg->domain);
+    c2s_cfg.domain = c2s_domain;
+    memcpy(c2s_scram_conf.fake_salt_key, cfg->fake_salt_key, 32);
+    c2s_scram_conf.fake_iterations = SASL_ITERATIONS_DEFAULT;
+    xmpp_xml_global_init();
+    return 0;
+}
+
+void c2s_write(c2s_t *st, const void *data, size_t len)
+{
+    if (st->conn && st->state != C2S_CLOSED)
+        conn_write(st->conn, data, len);
+}
+
+static void c2s_write_str(c2s_t *st, const char *s)
+{
+    c2s_write(st, s, strlen(s));
+}
+
+void c2s_stream_error(c2s_t *st, xmpp_xml_cond_t cond, const char *text)
+{
+    if (st->state == C2S_CLOSED)
+        return;
+    buf_t b;
+    buf_init(&b);
+    if (st->state == C2S_WAIT_HEADER && !st->stream_id[0]) {
+        /* RFC 6120 §4.9.1.3: open a stream first so the error has a parent. */
+        xmpp_xml_header_t h = { .from = str_from_cstr(c2s_cfg.domain), .version = STR_LIT("1.0"),
+                                .content_ns = STR_LIT(NS_CLIENT), .id = STR_LIT("error") };
+        xmpp_xml_write_stream_open(&b, &h);
+    }
+    xmpp_xml_write_stream_error(&b, cond, text);
+    xmpp_xml_write_stream_close(&b);
+    c2s_write_buf(st, &b);
+    buf_fini(&b);
+    st->state = C2S_CLOSED;
+    conn_close(st->conn, true);
+}
+
+void xmpp_stanza_error(c2s_t *st, const xmpp_xml_el_t *stanza, const char *type,
+                       const char *cond)
+{
+    const str_t *t = xmpp_xml_attr(stanza, "type");
+    if (t && str_eq_cstr(*t, "error"))
+        return;     /* never answer an error with an error (RFC 6120 §8.3.1) */
+    const str_t *id = xmpp_xml_attr(stanza, "id"), *to = xmpp_xml_attr(stanza, "to");
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b, "<%.*s type='error'", (int)stanza->name.len, stanza->name.ptr);
+    if (id)
+        xmpp_xml_write_attr(&b, "id", *id);
+    if (to)
+        xmpp_xml_write_attr(&b, "from", *to);
+    if (st->jid)
+        xmpp_xml_write_attr(&b, "to", str_from_cstr(st->jid));
+    buf_printf(&b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%.*s>", type, cond,
+               (int)stanza->name.len, stanza->name.ptr);
+    c2s_write_buf(st, &b);
+    buf_fini(&b);
+}
+
+/* --- stream header and features --- */
+
+static void c2s_features(c2s_t *st, buf_t *b)
+{
+    buf_append_str(b, "<stream:features>");
+    if (!st->authed) {
+        bool tls = conn_is_tls(st->conn);
+        if (!tls && c2s_cfg.tls)
+            buf_printf(b, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
+                       c2s_cfg.require_tls ? "<required/>" : "");
+        if (tls || !c2s_cfg.require_tls) {
+            buf_append_str(b, "<mechanisms xmlns='" NS_SASL "'>"
+                              "<mechanism>SCRAM-SHA-256</mechanism>"
+                              "<mechanism>SCRAM-SHA-1</mechanism>");
+            if (tls || c2s_cfg.plain_without_tls)
+                buf_append_str(b, "<mechanism>PLAIN</mechanism>");
+            buf_append_str(b, "</mechanisms>");
+        }
+    } else {
+        buf_append_str(b, "<bind xmlns='" NS_BIND "'/>"
+                          "<session xmlns='" NS_SESSION "'><optional/></session>"
+                          "<ver xmlns='" NS_ROSTERVER "'/>");
+    }
+    buf_append_str(b, "</stream:features>");
+}
+
+static xmpp_xml_verdict_t c2s_on_header(void *ctx, const xmpp_xml_header_t *hdr)
+{
+    c2s_t *st = ctx;
+    if (st->state != C2S_WAIT_HEADER)
+        return XMPP_XML_CONTINUE;
+    uint8_t rnd[8];
+    RAND_bytes(rnd, sizeof(rnd));
+    snprintf(st->stream_id, sizeof(st->stream_id), "%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0],
+             rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    buf_t b;
+    buf_init(&b);
+    xmpp_xml_header_t h = { .from = str_from_cstr(c2s_cfg.domain),
+                            .id = str_from_cstr(st->stream_id), .version = STR_LIT("1.0"),
+                            .lang = STR_LIT("en"), .content_ns = STR_LIT(NS_CLIENT) };
+    xmpp_xml_write_stream_open(&b, &h);
+    c2s_write_buf(st, &b);
+    buf_fini(&b);
+    if (!str_eq_cstr(hdr->content_ns, NS_CLIENT)) {
+        c2s_stream_error(st, XMPP_XML_COND_INVALID_NAMESPACE, NULL);
+        return XMPP_XML_STOP;
+    }
+    char dom[1024];
+    xmpp_jid_reason_t why;
+    ssize_t dl = hdr->to.len ? xmpp_jid_prep_domainpart(hdr->to.ptr, hdr->to.len, dom,
+                                                         sizeof(dom), &why)
+                             : -EINVAL;
+    if (dl < 0 || (size_t)dl != strlen(c2s_cfg.domain) || memcmp(dom, c2s_cfg.domain, (size_t)dl)) {
+        c2s_stream_error(st, XMPP_XML_COND_HOST_UNKNOWN, NULL);
+        return XMPP_XML_STOP;
+    }
+    if (!str_eq_cstr(hdr->version, "1.0")) {
+        c2s_stream_error(st, XMPP_XML_COND_UNSUPPORTED_VERSION, NULL);
+        return XMPP_XML_STOP;
+    }
+    buf_init(&b);
+    c2s_features(st, &b);
+    c2s_write_buf(st, &b);
+    buf_fini(&b);
+    st->state = st->authed ? C2S_AUTHED : C2S_NEGOTIATE;
+    return XMPP_XML_CONTINUE;
+}
+
+/* --- SASL --- */
+
+static void c2s_sasl_failure(c2s_t *st, sasl_failure_t why, const char *text)
+{
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", sasl_failure_name(why));
+    if (text) {
+        buf_append_str(&b, "<text xml:lang='en'>");
+        xmpp_xml_write_text(&b, str_from_cstr(text));
+        buf_append_str(&b, "</text>");
+    }
+    buf_append_str(&b, "</failure>");
+    c2s_write_buf(st, &b);
+    buf_fini(&b);
+    if (st->scram) {
+        sasl_scram_server_fini(st->scram);
+        free(st->scram);
+        st->scram = NULL;
+    }
+    st->state = C2S_NEGOTIATE;
+}
+
+static int c2s_b64_decode(str_t in, uint8_t *out, size_t cap, size_t *len)
+{
+    if (in.len == 1 && in.ptr[0] == '=') {      /* RFC 6120 §6.4.2: empty response */
+        *len = 0;
+        return 0;
+    }
+    if (!EVP_DecodeBase64(out, len, cap, (const uint8_t *)in.ptr, in.len))
+        return -EBADMSG;
+    return 0;
+}
+
+static void c2s_b64_element(c2s_t *st, const char *name, const char *data, size_t len)
+{
+    size_t enc_len;
+    EVP_EncodedLength(&enc_len, len);
+    char *enc = malloc(enc_len);
+    EVP_EncodeBlock((uint8_t *)enc, (const uint8_t *)data, len);
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b, "<%s xmlns='" NS_SASL "'>%s</%s>", name, len ? enc : "=", name);
+    c2s_write_buf(st, &b);
+    buf_fini(&b);
+    free(enc);
+}
+
+/* The account key ("local@domain") for a SASL username. */
+static int c2s_account_key(str_t username, char *out, size_t cap)
+{
+    xmpp_jid_reason_t why;
+    ssize_t n = xmpp_jid_prep_localpart(username.ptr, username.len, out, cap, &why);
+    if (n < 0 || (size_t)n + 1 + strlen(c2s_cfg.domain) + 1 > cap)
+        return -EINVAL;
+    snprintf(out + n, cap - (size_t)n, "@%s", c2s_cfg.domain);
+    return (int)strlen(out);
+}
+
+static bool c2s_load_creds(c2s_t *st, const char *key, sasl_hash_t hash,
+                           sasl_scram_creds_t *creds, bool *disabled)
+{
+    account_t a;
+    void *raw;
+    *disabled = false;
+    if (account_load(shard_storage(conn_shard(st->conn)), str_from_cstr(key), &a, &raw) < 0)
+        return false;
+    account_cred_kind_t kind = hash == SASL_HASH_SHA1 ? ACCOUNT_CRED_SCRAM_SHA1
+                                                      : ACCOUNT_CRED_SCRAM_SHA256;
+    bool ok = a.creds[kind].len &&
+              sasl_scram_creds_decode((const uint8_t *)a.creds[kind].ptr, a.creds[kind].len,
+                                      creds) == 0;
+    *disabled = (a.flags & ACCOUNT_F_DISABLED) != 0;
+    free(raw);
+    return ok;
+}
+
+static xmpp_xml_verdict_t c2s_auth_success(c2s_t *st, const char *key, const char *extra,
+                                           size_t extra_len)
+{
+    if (extra_len)
+        c2s_b64_element(st, "success", extra, extra_len);
+    else
+        c2s_write_str(st, "<success xmlns='" NS_SASL "'/>");
+    if (st->scram) {
+        sasl_scram_server_fini(st->scram);
+        free(st->scram);
+        st->scram = NULL;
+    }
+    st->jid = strdup(key);
+    st->bare_len = (uint16_t)strlen(key);
+    st->authed = true;
+    st->state = C2S_WAIT_HEADER;
+    st->stream_id[0] = 0;
+    st->restart = true;     /* RFC 6120 §6.4.6: a new stream follows */
+    shard_t *sh = conn_shard(st->conn);
+    route_t home = route_user(key, strlen(key), shard_count(sh));
+    st->move_pending = home.shard != shard_id(sh);
+    LOG_DEBUG("%s authenticated (home shard %u)", key, home.shard);
+    return XMPP_XML_STOP;
+}
+
+static xmpp_xml_verdict_t c2s_auth(c2s_t *st, const xmpp_xml_el_t *el)
+{
+    uint8_t msg[C2S_SASL_B64_MAX];
+    size_t len;
+    char out[SASL_SERVER_FIRST_MAX_BYTES], key[XMPP_JID_MAX_BYTES + 1];
+    size_t out_len;
+    const str_t *mech_attr = xmpp_xml_attr(el, "mechanism");
+    sasl_mech_t mech;
+    bool tls = conn_is_tls(st->conn);
+
+    if (!tls && c2s_cfg.require_tls) {
+        c2s_sasl_failure(st, SASL_FAIL_ENCRYPTION_REQUIRED, NULL);
+        return XMPP_XML_CONTINUE;
+    }
+    if (!mech_attr || sasl_mech_from_name(*mech_attr, &mech) < 0 ||
+        (mech == SASL_MECH_PLAIN && !tls && !c2s_cfg.plain_without_tls)) {
+        c2s_sasl_failure(st, SASL_FAIL_INVALID_MECHANISM, NULL);
+        return XMPP_XML_CONTINUE;
+    }
+    if (xmpp_xml_text(el).len > C2S_SASL_B64_MAX ||
+        c2s_b64_decode(xmpp_xml_text(el), msg, sizeof(msg), &len) < 0) {
+        c2s_sasl_failure(st, SASL_FAIL_INCORRECT_ENCODING, NULL);
+        return XMPP_XML_CONTINUE;
+    }
+    if (mech == SASL_MECH_PLAIN) {
+        str_t authzid, authcid, password;
+        sasl_scram_creds_t creds;
+        bool disabled;
+        if (sasl_plain_parse((const char *)msg, len, &authzid, &authcid, &password) < 0) {
+            c2s_sasl_failure(st, SASL_FAIL_MALFORMED_REQUEST, NULL);
+            return XMPP_XML_CONTINUE;
+        }
+        if (c2s_account_key(authcid, key, sizeof(key)) < 0 ||
+            !c2s_load_creds(st, key, SASL_HASH_SHA256, &creds, &disabled) ||
+            sasl_plain_verify(&creds, password) != 0) {
+            c2s_sasl_failure(st, SASL_FAIL_NOT_AUTHORIZED, NULL);
+            return XMPP_XML_CONTINUE;
+        }
+        if (disabled) {
+            c2s_sasl_failure(st, SASL_FAIL_ACCOUNT_DISABLED, NULL);
+            return XMPP_XML_CONTINUE;
+        }
+        return c2s_auth_success(st, key, NULL, 0);
+    }
+    sasl_hash_t hash = mech == SASL_MECH_SCRAM_SHA_1 ? SASL_HASH_SHA1 : SASL_HASH_SHA256;
+    st->scram = malloc(sizeof(*st->scram));
+    if (!st->scram) {
+        c2s_sasl_failure(st, SASL_FAIL_TEMPORARY_AUTH_FAILURE, NULL);
+        return XMPP_XML_CONTINUE;
+    }
+    sasl_scram_server_init(st->scram, &c2s_scram_conf);
+    st->scram_hash = hash;
+    int rc = sasl_scram_server_start(st->scram, hash, (const char *)msg, len);
+    if (rc < 0) {
+        c2s_sasl_failure(st, sasl_failure_for_error(rc), sasl_error_text(rc));
+        return XMPP_XML_CONTINUE;
+    }
+    sasl_scram_creds_t creds;
+    bool disabled = false, known = false;
+    int kl = c2s_account_key(sasl_scram_server_username(st->scram), key, sizeof(key));
+    if (kl > 0)
+        known = c2s_load_creds(st, key, hash, &creds, &disabled);
+    else
+        snprintf(key, sizeof(key), "invalid@%s", c2s_cfg.domain);
+    rc = sasl_scram_server_first(st->scram, known && !disabled ? &creds : NULL,
+                                 str_from_cstr(key), out, sizeof(out), &out_len);
+    if (rc < 0) {
+        c2s_sasl_failure(st, sasl_failure_for_error(rc), sasl_error_text(rc));
+        return XMPP_XML_CONTINUE;
+    }
+    free(st->jid);
+    st->jid = strdup(key);      /* remembered for the final step */
+    c2s_b64_element(st, "challenge", out, out_len);
+    st->state = C2S_SASL;
+    return XMPP_XML_CONTINUE;
+}
+
+static xmpp_xml_verdict_t c2s_response(c2s_t *st, const xmpp_xml_el_t *el)
+{
+    uint8_t msg[C2S_SASL_B64_MAX];
+    size_t len, out_len;
+    char out[SASL_SERVER_FINAL_MAX_BYTES];
+    if (xmpp_xml_text(el).len > C2S_SASL_B64_MAX ||
+        c2s_b64_decode(xmpp_xml_text(el), msg, sizeof(msg), &len) < 0) {
+        c2s_sasl_failure(st, SASL_FAIL_INCORRECT_ENCODING, NULL);
+        return XMPP_XML_CONTINUE;
+    }
+    int rc = sasl_scram_server_final(st->scram, (const char *)msg, len, out, sizeof(out),
+                                     &out_len);
+    if (rc < 0) {
+        free(st->jid);
+        st->jid = NULL;
+        c2s_sasl_failure(st, sasl_failure_for_error(rc), sasl_error_text(rc));
+        return XMPP_XML_CONTINUE;
+    }
+    char key[XMPP_JID_MAX_BYTES + 1];
+    snprintf(key, sizeof(key), "%s", st->jid);
+    free(st->jid);
+    st->jid = NULL;
+    return c2s_auth_success(st, key, out, out_len);
+}
+
+/* --- stanzas by state --- */
+
+static xmpp_xml_verdict_t c2s_negotiate(c2s_t *st, const xmpp_xml_el_t *el)
+{
+    if (st->state == C2S_NEGOTIATE && xmpp_xml_is(el, "starttls", NS_TLS) && c2s_cfg.tls &&
+        !conn_is_tls(st->conn)) {
+        c2s_write_str(st, "<proceed xmlns='" NS_TLS "'/>");
+        st->tls_pending = true;
+        st->state = C2S_WAIT_HEADER;
+        st->stream_id[0] = 0;
+        return XMPP_XML_STOP;
+    }
+    if (st->state == C2S_NEGOTIATE && xmpp_xml_is(el, "auth", NS_SASL))
+        return c2s_auth(st, el);
+    if (st->state == C2S_SASL && xmpp_xml_is(el, "response", NS_SASL))
+        return c2s_response(st, el);
+    if (st->state == C2S_SASL && xmpp_xml_is(el, "abort", NS_SASL)) {
+        c2s_sasl_failure(st, SASL_FAIL_ABORTED, NULL);
+        return XMPP_XML_CONTINUE;
+    }
+    /* RFC 6120 §6.4.1 / §7.3: nothing else before authentication. */
+    c2s_stream_error(st, XMPP_XML_COND_NOT_AUTHORIZED, NULL);
+    return XMPP_XML_STOP;
+}
+
+static void c2s_bind(c2s_t *st, const xmpp_xml_el_t *iq)
+{
+    const xmpp_xml_el_t *bind = xmpp_xml_child(iq, "bind", NS_BIND);
+    str_t res = bind ? xmpp_xml_child_text(bind, "resource", NS_BIND) : (str_t){ 0 };
+    char gen[24];
+    if (res.len == 0) {
+        uint8_t rnd[6];
+        RAND_bytes(rnd, sizeof(rnd));
+        snprintf(gen, sizeof(gen), "pd%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+                 rnd[3], rnd[4], rnd[5]);
+        res = str_from_cstr(gen);
+    }
+    int rc = xmpp_sm_bind(st, res.ptr, res.len);
+    if (rc == -EINVAL) {
+        xmpp_stanza_error(st, iq, "modify", "bad-request");
+        return;
+    }
+    if (rc < 0) {
+        xmpp_stanza_error(st, iq, "wait", "resource-constraint");
+        return;
+    }
+    const str_t *id = xmpp_xml_attr(iq, "id");
+    buf_t b;
+    buf_init(&b);
+    buf_append_str(&b, "<iq type='result'");
+    if (id)
+        xmpp_xml_write_attr(&b, "id", *id);
+    buf_append_str(&b, "><bind xmlns='" NS_BIND "'><jid>");
+    xmpp_xml_write_text(&b, str_from_cstr(st->jid));
+    buf_append_str(&b, "</jid></bind></iq>");
+    c2s_write_buf(st, &b);
+    buf_fini(&b);
+    st->state = C2S_BOUND;
+}
+
+static xmpp_xml_verdict_t c2s_on_stanza(void *ctx, const xmpp_xml_el_t *el)
+{
+    c2s_t *st = ctx;
+    switch (st->state) {
+    case C2S_NEGOTIATE:
+    case C2S_SASL:
+        return c2s_negotiate(st, el);
+    case C2S_AUTHED: {
+        const str_t *type = xmpp_xml_attr(el, "type");
+        if (xmpp_xml_is(el, "iq", NS_CLIENT) && type && str_eq_cstr(*type, "set") &&
+            xmpp_xml_child(el, "bind", NS_BIND)) {
+            c2s_bind(st, el);
+            return XMPP_XML_CONTINUE;
+        }
+        /* RFC 6120 §7.3: stanzas before binding. */
+        c2s_stream_error(st, XMPP_XML_COND_NOT_AUTHORIZED, NULL);
+        return XMPP_XML_STOP;
+    }
+    case C2S_BOUND:
+        xmpp_sm_stanza(st, el);
+        return st->state == C2S_CLOSED ? XMPP_XML_STOP : XMPP_XML_CONTINUE;
+    default:
+        return XMPP_XML_STOP;
+    }
+}
+
+static void c2s_on_closed(void *ctx)
+{
+    c2s_t *st = ctx;
+    if (st->state == C2S_CLOSED)
+        return;
+    buf_t b;
+    buf_init(&b);
+    xmpp_xml_write_stream_close(&b);
+    c2s_write_buf(st, &b);
+    buf_fini(&b);
+    st->state = C2S_CLOSED;
+    conn_close(st->conn, true);
+}
+
+static void c2s_on_error(void *ctx, const xmpp_xml_error_t *err)
+{
+    c2s_t *st = ctx;
+    LOG_DEBUG("stream error %s: %s", xmpp_xml_cond_name(err->cond), err->reason);
+    c2s_stream_error(st, err->cond, NULL);
+}
+
+static const xmpp_xml_cbs_t c2s_xml_cbs = {
+    .header = c2s_on_header,
+    .stanza = c2s_on_stanza,
+    .keepalive = NULL,
+    .closed = c2s_on_closed,
+    .error = c2s_on_error,
+};
+
+/* --- the connection protocol --- */
+
+static void c2s_open(conn_t *c)
+{
+    c2s_t *st = conn_state(c);
+    if (st) {
+        st->conn = c;   /* arrived by handoff: same state, new connection */
+        return;
+    }
+    st = calloc(1, sizeof(*st));
+    if (!st) {
+        conn_close(c, false);
+        return;
+    }
+    st->conn = c;
+    xmpp_xml_init(&st->xml, NULL, &c2s_xml_cbs, st);
+    conn_set_state(c, st);
+}
+
+static int c2s_data(conn_t *c, const char *data, size_t len)
+{
+    c2s_t *st = conn_state(c);
+    while (len > 0 && st->state != C2S_CLOSED) {
+        ssize_t used = xmpp_xml_feed(&st->xml, data, len);
+        if (used < 0)
+            return 0;   /* the error callback answered and closed */
+        data += used;
+        len -= (size_t)used;
+        if (st->tls_pending) {
+            /* RFC 6120 §5.4.3.3: what follows <starttls/> is TLS. */
+            st->tls_pending = false;
+            xmpp_xml_reset(&st->xml);
+            if (conn_start_tls(c, c2s_cfg.tls, data, len) < 0)
+                conn_close(c, false);
+            return 0;
+        }
+        if (st->restart) {
+            st->restart = false;
+            xmpp_xml_reset(&st->xml);
+            if (st->move_pending) {
+                st->move_pending = false;
+                shard_t *sh = conn_shard(c);
+                route_t home = route_user(st->jid, st->bare_len, shard_count(sh));
+                if (conn_handoff(c, home.shard, data, len) < 0)
+                    c2s_stream_error(st, XMPP_XML_COND_INTERNAL_SERVER_ERROR, NULL);
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+static void c2s_shutdown(conn_t *c)
+{
+    c2s_t *st = conn_state(c);
+    if (!st) {
+        conn_close(c, true);
+        return;
+    }
+    c2s_stream_error(st, XMPP_XML_COND_SYSTEM_SHUTDOWN, NULL);
+}
+
+static void c2s_close(conn_t *c)
+{
+    c2s_t *st = conn_state(c);
+    if (!st)
+        return;
+    st->state = C2S_CLOSED;
+    if (st->sess)
+        xmpp_sm_unbind(st);
+    if (st->scram) {
+        sasl_scram_server_fini(st->scram);
+        free(st->scram);
+    }
+    xmpp_xml_fini(&st->xml);
+    free(st->jid);
+    free(st);
+    conn_set_state(c, NULL);
+}
+
+const conn_proto_t xmpp_c2s_proto = {
+    .name = "xmpp-c2s",
+    .on_open = c2s_open,
+    .on_data = c2s_data,
+    .on_shutdown = c2s_shutdown,
+    .on_close = c2s_close,
+};

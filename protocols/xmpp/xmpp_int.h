@@ -1,0 +1,77 @@
+/*
+ * xmpp_int.h - what the XMPP client service's parts share: the connection
+ * state (xmpp_c2s.c: streams, TLS, SASL, binding) and the session manager
+ * (xmpp_sm.c: users, sessions, rosters, presence and routing on their home
+ * shard).
+ *
+ * A client connection is accepted by any shard, authenticates there, and is
+ * handed to its user's home shard (route_user of the bare JID) right after
+ * SASL success, before the stream restart: from then on everything about the
+ * user happens on one shard (DESIGN.md §2).
+ */
+#ifndef PRESENCED_XMPP_INT_H
+#define PRESENCED_XMPP_INT_H
+
+#include "engine/buf.h"
+#include "engine/shard.h"
+#include "protocols/xmpp/sasl.h"
+#include "protocols/xmpp/xmpp_xml.h"
+
+#define NS_CLIENT "jabber:client"
+#define NS_TLS "urn:ietf:params:xml:ns:xmpp-tls"
+#define NS_SASL "urn:ietf:params:xml:ns:xmpp-sasl"
+#define NS_BIND "urn:ietf:params:xml:ns:xmpp-bind"
+#define NS_SESSION "urn:ietf:params:xml:ns:xmpp-session"
+#define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define NS_ROSTER "jabber:iq:roster"
+#define NS_PING "urn:xmpp:ping"
+#define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define NS_ROSTERVER "urn:xmpp:features:rosterver"
+
+typedef struct xmpp_sess xmpp_sess_t;
+
+typedef enum {
+    C2S_WAIT_HEADER,        /* before the (re)started stream's header */
+    C2S_NEGOTIATE,          /* features sent, before authentication */
+    C2S_SASL,               /* a SCRAM exchange under way */
+    C2S_AUTHED,             /* authenticated, before resource binding */
+    C2S_BOUND,              /* a session */
+    C2S_CLOSED,
+} c2s_state_t;
+
+/* One client connection's XMPP state; moves with the connection. */
+typedef struct {
+    xmpp_xml_t xml;
+    conn_t *conn;
+    uint8_t state;
+    bool restart;           /* reset the parser once the feed returns */
+    bool authed;
+    bool tls_pending;       /* <proceed/> sent: TLS starts after this feed */
+    bool move_pending;      /* authenticated elsewhere: hand over after this feed */
+    uint16_t bare_len;      /* of jid */
+    sasl_hash_t scram_hash;
+    sasl_scram_server_t *scram;
+    char *jid;              /* "local@domain" after SASL, "/resource" added at bind */
+    xmpp_sess_t *sess;      /* after binding */
+    char stream_id[24];
+} c2s_t;
+
+/* Writes bytes to the client (queued on its connection). */
+void c2s_write(c2s_t *st, const void *data, size_t len);
+static inline void c2s_write_buf(c2s_t *st, const buf_t *b)
+{
+    c2s_write(st, b->data, b->len);
+}
+/* Stream error and close (RFC 6120 §4.9). */
+void c2s_stream_error(c2s_t *st, xmpp_xml_cond_t cond, const char *text);
+
+/* Session manager (home shard). */
+int xmpp_sm_bind(c2s_t *st, const char *resource, size_t len);   /* 0 or -errno */
+void xmpp_sm_stanza(c2s_t *st, const xmpp_xml_el_t *stanza);
+void xmpp_sm_unbind(c2s_t *st);         /* connection gone: unavailable, forget */
+
+/* An error reply to a stanza (RFC 6120 §8.3): type and condition. */
+void xmpp_stanza_error(c2s_t *st, const xmpp_xml_el_t *stanza, const char *type,
+                       const char *cond);
+
+#endif
