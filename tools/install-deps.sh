@@ -14,6 +14,7 @@ test_pkgs=(
     clang libclang-rt-14-dev    # libFuzzer targets
     prometheus                  # promtool checks the /metrics exposition
     curl python3
+    python3-slixmpp             # a real XMPP client for the integration tests
     libck-dev                   # Concurrency Kit: the mailbox benchmark's peer
 )
 

@@ -5,6 +5,7 @@
  *   presencectl [--admin HOST:PORT] user passwd JID     password read from stdin
  *   presencectl [--admin HOST:PORT] user del JID
  *   presencectl [--admin HOST:PORT] user list
+ *   presencectl [--admin HOST:PORT] user show JID       the account and its home shard
  *   presencectl [--admin HOST:PORT] roster add JID CONTACT [--name N] [--group G]...
  *                                   [--subscription none|to|from|both]
  *   presencectl [--admin HOST:PORT] import FILE [--jobs N] [--batch N]
@@ -44,7 +45,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: presencectl [--admin HOST:PORT] COMMAND\n"
             "  user add JID | user passwd JID    (password on stdin)\n"
-            "  user del JID | user list\n"
+            "  user del JID | user list | user show JID\n"
             "  roster add JID CONTACT [--name N] [--group G]... "
             "[--subscription none|to|from|both]\n"
             "  import FILE [--jobs N] [--batch N]\n");
@@ -203,6 +204,8 @@ static int cmd_user(int argc, char **argv)
     }
     if (!strcmp(argv[0], "del"))
         return ctl_simple("DELETE", path, NULL, 0, false);
+    if (!strcmp(argv[0], "show"))
+        return ctl_simple("GET", path, NULL, 0, true);
     usage();
     return 2;
 }

@@ -2,6 +2,7 @@
  * http_admin_api.c - the admin API on the admin endpoint, used by presencectl.
  *
  *   GET    /api/v1/users                       accounts, one bare JID per line
+ *   GET    /api/v1/users/{jid}                 "jid <jid>\nshard <home shard>\n"; 404
  *   PUT    /api/v1/users/{jid}                 body: the password; 201 new, 204 changed
  *   DELETE /api/v1/users/{jid}                 the account and its contact list; 204/404
  *   PUT    /api/v1/users/{jid}/roster/{jid}    body: JSON {"name", "groups", "subscription"}
@@ -566,11 +567,24 @@ int http_admin_api(conn_t *c, const http_request_t *req)
     if (la < 0 || admin_bare_jid(a, (size_t)la, &user, err, sizeof(err)) < 0)
         return admin_text(c, req, 400, la < 0 ? "bad percent-encoding\n" : err);
     if (n == 2) {
+        if (str_eq_cstr(m, "GET")) {
+            str_t key = xmpp_jid_bare(&user);
+            void *raw = NULL;
+            size_t len;
+            if (stor_get(shard_storage(conn_shard(c)), STOR_CF_ACCOUNTS, key.ptr, key.len, &raw,
+                         &len) < 0)
+                return admin_text(c, req, 404, "no such user\n");
+            free(raw);
+            char out[XMPP_JID_MAX_BYTES + 64];
+            int ol = snprintf(out, sizeof(out), "jid %.*s\nshard %u\n", (int)key.len, key.ptr,
+                              admin_home(c, key));
+            return http_admin_respond(c, req, 200, "text/plain", out, (size_t)ol);
+        }
         if (str_eq_cstr(m, "PUT"))
             return admin_user_put(c, req, xmpp_jid_bare(&user));
         if (str_eq_cstr(m, "DELETE"))
             return admin_user_delete(c, req, xmpp_jid_bare(&user));
-        return admin_text(c, req, 405, "use PUT or DELETE\n");
+        return admin_text(c, req, 405, "use GET, PUT or DELETE\n");
     }
     if (n != 4 || !str_eq_cstr(seg[2], "roster"))
         return admin_text(c, req, 404, "not found\n");

@@ -24,15 +24,20 @@ class Client(slixmpp.ClientXMPP):
         self.subscriptions = asyncio.Queue()
         self.failed = None
         self.add_event_handler("message", lambda m: self.messages.put_nowait(m))
-        self.add_event_handler("presence_available", lambda p: self.presences.put_nowait(p))
-        self.add_event_handler("presence_unavailable", lambda p: self.presences.put_nowait(p))
-        self.add_event_handler("presence_subscribe", lambda p: self.subscriptions.put_nowait(p))
-        self.add_event_handler("presence_subscribed", lambda p: self.subscriptions.put_nowait(p))
+        # slixmpp names presence events after <show> ("presence_away"), so
+        # take them all and sort them here.
+        self.add_event_handler("presence", self._presence)
         self.add_event_handler("failed_auth", self._failed)
         self.add_event_handler("stream_error", self._failed)
         # Roster handling stays manual: the tests decide about subscriptions.
         self.auto_authorize = None
         self.auto_subscribe = False
+
+    def _presence(self, p):
+        if p["type"] in ("subscribe", "subscribed", "unsubscribe", "unsubscribed"):
+            self.subscriptions.put_nowait(p)
+        elif p["type"] != "error":
+            self.presences.put_nowait(p)
 
     def _failed(self, what):
         self.failed = what
