@@ -209,6 +209,7 @@ int main(int argc, char **argv)
             .domain = cfg->domain,
             .require_tls = cfg->xmpp_require_tls,
             .plain_without_tls = cfg->xmpp_plain_without_tls,
+            .metrics = node_metrics(node),
         };
         if (main_tls(cfg, &tls, err, sizeof(err)) < 0 || main_scram_key(node, xc.fake_salt_key) < 0) {
             fprintf(stderr, "presenced: %s\n", err[0] ? err : "cannot set up XMPP");

@@ -31,6 +31,58 @@
 #define C2S_SASL_B64_MAX 4096
 
 static xmpp_c2s_config_t c2s_cfg;
+xmpp_metric_ids_t xmpp_mid;
+
+static const char *const c2s_mech_names[SASL_MECH_COUNT] = {
+    "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN",
+};
+static const char *const c2s_kind_names[3] = { "message", "presence", "iq" };
+static const char *c2s_cond_names[XMPP_XML_COND_COUNT];
+
+unsigned xmpp_stanza_kind(char stanza)
+{
+    return stanza == 'm' ? 0 : stanza == 'p' ? 1 : 2;
+}
+
+const char *xmpp_domain(void)
+{
+    return c2s_cfg.domain;
+}
+
+static void c2s_register_metrics(metrics_t *m)
+{
+    for (unsigned i = 0; i < XMPP_XML_COND_COUNT; i++)
+        c2s_cond_names[i] = i ? xmpp_xml_cond_name((xmpp_xml_cond_t)i) : "none";
+    xmpp_mid.logins_ok = metrics_register_labelled(
+        m, "xmpp_logins_total", "Successful XMPP authentications, by SASL mechanism.",
+        METRIC_COUNTER, "mechanism", c2s_mech_names, SASL_MECH_COUNT);
+    xmpp_mid.logins_failed = metrics_register_labelled(
+        m, "xmpp_login_failures_total", "Failed XMPP authentications, by SASL mechanism.",
+        METRIC_COUNTER, "mechanism", c2s_mech_names, SASL_MECH_COUNT);
+    xmpp_mid.stanzas_in = metrics_register_labelled(
+        m, "xmpp_stanzas_received_total", "Stanzas received from clients, by kind.",
+        METRIC_COUNTER, "kind", c2s_kind_names, 3);
+    xmpp_mid.stanzas_out = metrics_register_labelled(
+        m, "xmpp_stanzas_delivered_total", "Routed stanzas delivered to sessions, by kind.",
+        METRIC_COUNTER, "kind", c2s_kind_names, 3);
+    xmpp_mid.presence_deliveries = metrics_register(
+        m, "xmpp_presence_deliveries_total", "Presence stanzas written to watching sessions.",
+        METRIC_COUNTER);
+    xmpp_mid.offline_stored = metrics_register(
+        m, "xmpp_offline_stored_total", "Messages stored for users without an available session.",
+        METRIC_COUNTER);
+    xmpp_mid.offline_delivered = metrics_register(
+        m, "xmpp_offline_delivered_total", "Stored messages delivered at the next login.",
+        METRIC_COUNTER);
+    xmpp_mid.offline_refused = metrics_register(
+        m, "xmpp_offline_refused_total", "Messages refused because the offline store was full.",
+        METRIC_COUNTER);
+    xmpp_mid.stream_errors = metrics_register_labelled(
+        m, "xmpp_stream_errors_total", "Stream errors sent, by condition.", METRIC_COUNTER,
+        "condition", c2s_cond_names, XMPP_XML_COND_COUNT);
+    xmpp_mid.sessions = metrics_register(m, "xmpp_sessions", "Bound XMPP sessions.",
+                                         METRIC_GAUGE);
+}
 static char c2s_domain[256];
 static sasl_scram_conf_t c2s_scram_conf;
 
@@ -42,6 +94,8 @@ int xmpp_c2s_configure(const xmpp_c2s_config_t *cfg)
     memcpy(c2s_scram_conf.fake_salt_key, cfg->fake_salt_key, 32);
     c2s_scram_conf.fake_iterations = SASL_ITERATIONS_DEFAULT;
     xmpp_xml_global_init();
+    if (cfg->metrics)
+        c2s_register_metrics(cfg->metrics);
     return 0;
 }
 
@@ -70,6 +124,7 @@ void c2s_stream_error(c2s_t *st, xmpp_xml_cond_t cond, const char *text)
     }
     xmpp_xml_write_stream_error(&b, cond, text);
     xmpp_xml_write_stream_close(&b);
+    metric_inc(shard_metrics(conn_shard(st->conn)), (metric_id_t)(xmpp_mid.stream_errors + cond));
     c2s_write_buf(st, &b);
     buf_fini(&b);
     st->state = C2S_CLOSED;
@@ -170,6 +225,9 @@ static xmpp_xml_verdict_t c2s_on_header(void *ctx, const xmpp_xml_header_t *hdr)
 
 static void c2s_sasl_failure(c2s_t *st, sasl_failure_t why, const char *text)
 {
+    if (st->mech < SASL_MECH_COUNT)
+        metric_inc(shard_metrics(conn_shard(st->conn)),
+                   (metric_id_t)(xmpp_mid.logins_failed + st->mech));
     buf_t b;
     buf_init(&b);
     buf_printf(&b, "<failure xmlns='" NS_SASL "'><%s/>", sasl_failure_name(why));
@@ -255,6 +313,7 @@ static xmpp_xml_verdict_t c2s_auth_success(c2s_t *st, const char *key, const cha
         free(st->scram);
         st->scram = NULL;
     }
+    metric_inc(shard_metrics(conn_shard(st->conn)), (metric_id_t)(xmpp_mid.logins_ok + st->mech));
     st->jid = strdup(key);
     st->bare_len = (uint16_t)strlen(key);
     st->authed = true;
@@ -282,6 +341,9 @@ static xmpp_xml_verdict_t c2s_auth(c2s_t *st, const xmpp_xml_el_t *el)
         c2s_sasl_failure(st, SASL_FAIL_ENCRYPTION_REQUIRED, NULL);
         return XMPP_XML_CONTINUE;
     }
+    st->mech = SASL_MECH_COUNT;
+    if (mech_attr && sasl_mech_from_name(*mech_attr, &mech) == 0)
+        st->mech = (uint8_t)mech;
     if (!mech_attr || sasl_mech_from_name(*mech_attr, &mech) < 0 ||
         (mech == SASL_MECH_PLAIN && !tls && !c2s_cfg.plain_without_tls)) {
         c2s_sasl_failure(st, SASL_FAIL_INVALID_MECHANISM, NULL);
@@ -449,6 +511,9 @@ static xmpp_xml_verdict_t c2s_on_stanza(void *ctx, const xmpp_xml_el_t *el)
         return XMPP_XML_STOP;
     }
     case C2S_BOUND:
+        if (el->name.len)
+            metric_inc(shard_metrics(conn_shard(st->conn)),
+                       (metric_id_t)(xmpp_mid.stanzas_in + xmpp_stanza_kind(el->name.ptr[0])));
         xmpp_sm_stanza(st, el);
         return st->state == C2S_CLOSED ? XMPP_XML_STOP : XMPP_XML_CONTINUE;
     default:

@@ -17,6 +17,7 @@ typedef struct {
     bool require_tls;           /* refuse authentication before TLS */
     bool plain_without_tls;     /* offer PLAIN on unencrypted streams (tests only) */
     uint8_t fake_salt_key[32];  /* SCRAM answers for unknown users (sasl.h) */
+    metrics_t *metrics;         /* the node's, to register the XMPP series */
 } xmpp_c2s_config_t;
 
 /* Copies cfg; returns 0. */

@@ -50,11 +50,27 @@ typedef struct {
     bool move_pending;      /* authenticated elsewhere: hand over after this feed */
     uint16_t bare_len;      /* of jid */
     sasl_hash_t scram_hash;
+    uint8_t mech;           /* sasl_mech_t of the exchange under way */
     sasl_scram_server_t *scram;
     char *jid;              /* "local@domain" after SASL, "/resource" added at bind */
     xmpp_sess_t *sess;      /* after binding */
     char stream_id[24];
 } c2s_t;
+
+#define NS_DELAY "urn:xmpp:delay"
+
+/* Metric ids (xmpp_c2s_configure registers them). */
+typedef struct {
+    metric_id_t logins_ok, logins_failed;       /* + sasl_mech_t */
+    metric_id_t stanzas_in, stanzas_out;        /* + 0 message, 1 presence, 2 iq */
+    metric_id_t presence_deliveries, offline_stored, offline_delivered, offline_refused;
+    metric_id_t stream_errors;                  /* + xmpp_xml_cond_t */
+    metric_id_t sessions;
+} xmpp_metric_ids_t;
+
+extern xmpp_metric_ids_t xmpp_mid;
+unsigned xmpp_stanza_kind(char stanza);         /* 'm' 'p' 'i' -> 0 1 2 */
+const char *xmpp_domain(void);
 
 /* Writes bytes to the client (queued on its connection). */
 void c2s_write(c2s_t *st, const void *data, size_t len);

@@ -294,6 +294,8 @@ typedef struct {
     uint8_t stanza;     /* 'm'essage, 'p'resence, 'i'q */
     char *to;           /* full or bare JID of the target */
     char *from;         /* full JID of the sender */
+    char *id;           /* the stanza's id, for an error bounced back (may be NULL) */
+    char type[12];      /* the stanza's type attribute ("" if none) */
     size_t len;
     char bytes[];
 } sm_item_t;
@@ -304,17 +306,23 @@ static void sm_item_release(void *ctx, const mbox_msg_t *msg)
     sm_item_t *it = msg->ptr;
     free(it->to);
     free(it->from);
+    free(it->id);
     free(it);
 }
 
 static void sm_item_arrive(void *ctx, const mbox_msg_t *msg);
 
-static void sm_send_item(shard_t *sh, sm_item_kind_t kind, char stanza, str_t to, str_t from,
-                         const buf_t *bytes, sub_event_t ev)
+static void sm_send_item_el(shard_t *sh, sm_item_kind_t kind, char stanza, str_t to, str_t from,
+                            const buf_t *bytes, sub_event_t ev, const xmpp_xml_el_t *el)
 {
     sm_item_t *it = malloc(sizeof(*it) + (bytes ? bytes->len : 0));
     if (!it)
         PANIC("out of memory routing a stanza");
+    const str_t *id = el ? xmpp_xml_attr(el, "id") : NULL;
+    const str_t *type = el ? xmpp_xml_attr(el, "type") : NULL;
+    it->id = id ? strndup(id->ptr, id->len) : NULL;
+    snprintf(it->type, sizeof(it->type), "%.*s", type ? (int)type->len : 0,
+             type ? type->ptr : "");
     it->origin = (uint16_t)shard_id(sh);
     it->kind = (uint8_t)kind;
     it->event = (uint8_t)ev;
@@ -334,6 +342,12 @@ static void sm_send_item(shard_t *sh, sm_item_kind_t kind, char stanza, str_t to
         mbox_msg_t rel = { .ptr = it };
         sm_item_release(NULL, &rel);
     }
+}
+
+static void sm_send_item(shard_t *sh, sm_item_kind_t kind, char stanza, str_t to, str_t from,
+                         const buf_t *bytes, sub_event_t ev)
+{
+    sm_send_item_el(sh, kind, stanza, to, from, bytes, ev, NULL);
 }
 
 /* The stanza with from (and to) stamped by the server (RFC 6120 §8.1.2.1). */
@@ -367,6 +381,188 @@ static xmpp_sess_t *sm_sess_by_resource(sm_user_t *u, str_t res)
 static void sm_send_presence_to(shard_t *sh, xmpp_sess_t *s, str_t to);
 static void sm_sub_inbound(shard_t *sh, sm_user_t *u, sm_item_t *it);
 
+/* --- offline messages (XEP-0160) and errors back to the sender --- */
+
+/* Messages kept per user while it is away: beyond this the sender gets an
+ * error rather than the store growing without bound. */
+#define SM_OFFLINE_MAX 1000
+
+static void sm_bounce(shard_t *sh, sm_item_t *it, const char *type, const char *cond)
+{
+    if (!strcmp(it->type, "error"))
+        return;     /* RFC 6120 §8.3.1: no error about an error */
+    static const char *const names[] = { "message", "presence", "iq" };
+    const char *name = names[xmpp_stanza_kind((char)it->stanza)];
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b, "<%s type='error'", name);
+    if (it->id)
+        xmpp_xml_write_attr(&b, "id", str_from_cstr(it->id));
+    xmpp_xml_write_attr(&b, "from", str_from_cstr(it->to));
+    xmpp_xml_write_attr(&b, "to", str_from_cstr(it->from));
+    buf_printf(&b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>", type, cond,
+               name);
+    sm_send_item(sh, ITEM_STANZA, (char)it->stanza, str_from_cstr(it->from), str_from_cstr(it->to),
+                 &b, 0);
+    buf_fini(&b);
+}
+
+static bool sm_account_exists(shard_t *sh, str_t bare)
+{
+    void *raw = NULL;
+    size_t len;
+    bool ok = stor_get(shard_storage(sh), STOR_CF_ACCOUNTS, bare.ptr, bare.len, &raw, &len) == 0;
+    free(raw);
+    return ok;
+}
+
+static void sm_offline_key(buf_t *k, str_t bare, uint64_t seq)
+{
+    buf_append(k, bare.ptr, bare.len);
+    buf_append(k, "", 1);
+    for (int i = 7; i >= 0; i--) {
+        uint8_t byte = (uint8_t)(seq >> (8 * i));
+        buf_append(k, &byte, 1);    /* big-endian: keys sort in arrival order */
+    }
+}
+
+static int sm_offline_count_one(void *ctx, const void *key, size_t klen, const void *val,
+                                size_t vlen)
+{
+    (void)key; (void)klen; (void)val; (void)vlen;
+    return ++*(unsigned *)ctx >= SM_OFFLINE_MAX ? 1 : 0;
+}
+
+/* RFC 6121 §8.5.2.2: a message for an account without an available
+ * resource is stored (types normal and chat) and the rest dropped. */
+static void sm_offline_store(shard_t *sh, str_t bare, sm_item_t *it)
+{
+    if (strcmp(it->type, "") && strcmp(it->type, "normal") && strcmp(it->type, "chat"))
+        return;
+    buf_t k;
+    buf_init(&k);
+    buf_append(&k, bare.ptr, bare.len);
+    buf_append(&k, "", 1);
+    unsigned count = 0;
+    stor_scan_prefix(shard_storage(sh), STOR_CF_OFFLINE, k.data, k.len, sm_offline_count_one,
+                     &count);
+    if (count >= SM_OFFLINE_MAX) {
+        metric_inc(shard_metrics(sh), xmpp_mid.offline_refused);
+        sm_bounce(sh, it, "wait", "resource-constraint");
+        buf_fini(&k);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    static _Thread_local uint64_t last;
+    uint64_t seq = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    last = seq = seq > last ? seq : last + 1;
+    k.len = 0;
+    sm_offline_key(&k, bare, seq);
+    /* XEP-0203: when it was stored. */
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char delay[160];
+    snprintf(delay, sizeof(delay),
+             "<delay xmlns='" NS_DELAY "' from='%s' stamp='%04d-%02d-%02dT%02d:%02d:%02dZ'/>",
+             xmpp_domain(), tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+             tm.tm_sec);
+    buf_t v;
+    buf_init(&v);
+    if (it->len >= 2 && !memcmp(it->bytes + it->len - 2, "/>", 2)) {
+        buf_append(&v, it->bytes, it->len - 2);
+        buf_printf(&v, ">%s</message>", delay);
+    } else if (it->len >= 10 && !memcmp(it->bytes + it->len - 10, "</message>", 10)) {
+        buf_append(&v, it->bytes, it->len - 10);
+        buf_printf(&v, "%s</message>", delay);
+    } else {
+        buf_append(&v, it->bytes, it->len);
+    }
+    stor_batch_put(shard_batch(sh), STOR_CF_OFFLINE, k.data, k.len, v.data, v.len);
+    metric_inc(shard_metrics(sh), xmpp_mid.offline_stored);
+    buf_fini(&k);
+    buf_fini(&v);
+}
+
+typedef struct {
+    shard_t *sh;
+    xmpp_sess_t *s;
+} sm_flush_ctx_t;
+
+static int sm_offline_deliver_one(void *ctx, const void *key, size_t klen, const void *val,
+                                  size_t vlen)
+{
+    sm_flush_ctx_t *f = ctx;
+    c2s_write(f->s->c2s, val, vlen);
+    stor_batch_delete(shard_batch(f->sh), STOR_CF_OFFLINE, key, klen);
+    metric_inc(shard_metrics(f->sh), xmpp_mid.offline_delivered);
+    return 0;
+}
+
+/* XEP-0160 §4: at initial presence with a non-negative priority. */
+static void sm_offline_flush(shard_t *sh, xmpp_sess_t *s)
+{
+    buf_t k;
+    buf_init(&k);
+    buf_append(&k, s->user->key, strlen(s->user->key));
+    buf_append(&k, "", 1);
+    sm_flush_ctx_t f = { sh, s };
+    stor_scan_prefix(shard_storage(sh), STOR_CF_OFFLINE, k.data, k.len, sm_offline_deliver_one,
+                     &f);
+    buf_fini(&k);
+}
+
+static void sm_write_counted(shard_t *sh, xmpp_sess_t *s, const sm_item_t *it)
+{
+    c2s_write(s->c2s, it->bytes, it->len);
+    metric_inc(shard_metrics(sh), (metric_id_t)(xmpp_mid.stanzas_out +
+                                                xmpp_stanza_kind((char)it->stanza)));
+    if (it->stanza == 'p')
+        metric_inc(shard_metrics(sh), xmpp_mid.presence_deliveries);
+}
+
+/* RFC 6121 §8.5: a routed stanza on the target's home shard. */
+static void sm_deliver(shard_t *sh, sm_user_t *u, str_t bare, str_t res, sm_item_t *it)
+{
+    xmpp_sess_t *target = u && res.len ? sm_sess_by_resource(u, res) : NULL;
+    if (target) {
+        sm_write_counted(sh, target, it);
+        return;
+    }
+    if (it->stanza == 'p') {
+        /* Presence to a bare JID goes to every session; to an absent
+         * resource, nowhere (§8.5.3.2.3). */
+        if (u && !res.len)
+            for (xmpp_sess_t *s = u->sessions; s; s = s->next)
+                sm_write_counted(sh, s, it);
+        return;
+    }
+    if (it->stanza == 'i') {
+        /* §8.5.2.1.3 / §8.5.3.2.2: the server answers for the bare JID or an
+         * absent resource. */
+        sm_bounce(sh, it, "cancel", "service-unavailable");
+        return;
+    }
+    /* Messages (§8.5.2.1.1, §8.5.3.2.1): the available resources with the
+     * highest non-negative priority; none: store (or refuse). */
+    int best = -1;
+    if (u)
+        for (xmpp_sess_t *s = u->sessions; s; s = s->next)
+            if (s->available && s->priority >= 0 && s->priority > best)
+                best = s->priority;
+    if (best >= 0) {
+        for (xmpp_sess_t *s = u->sessions; s; s = s->next)
+            if (s->available && s->priority == best)
+                sm_write_counted(sh, s, it);
+        return;
+    }
+    if (!sm_account_exists(sh, bare)) {
+        sm_bounce(sh, it, "cancel", "service-unavailable");
+        return;
+    }
+    sm_offline_store(sh, bare, it);
+}
+
 /* Home shard of the target. */
 static void sm_item_arrive(void *ctx, const mbox_msg_t *msg)
 {
@@ -391,25 +587,8 @@ static void sm_item_arrive(void *ctx, const mbox_msg_t *msg)
         }
     } else if (it->kind == ITEM_SUB) {
         sm_sub_inbound(sh, u, it);
-    } else if (u) {
-        xmpp_sess_t *target = res.len ? sm_sess_by_resource(u, res) : NULL;
-        if (target) {
-            c2s_write(target->c2s, it->bytes, it->len);
-        } else if (it->stanza == 'm') {
-            /* RFC 6121 §8.5.2.1.1 and §8.5.3.2.1: to the available resources
-             * with the highest non-negative priority. */
-            int best = -1;
-            for (xmpp_sess_t *s = u->sessions; s; s = s->next)
-                if (s->available && s->priority >= 0 && s->priority > best)
-                    best = s->priority;
-            for (xmpp_sess_t *s = u->sessions; s; s = s->next)
-                if (s->available && s->priority == best)
-                    c2s_write(s->c2s, it->bytes, it->len);
-        } else if (it->stanza == 'p') {
-            for (xmpp_sess_t *s = u->sessions; s; s = s->next)
-                if (s->available || res.len == 0)
-                    c2s_write(s->c2s, it->bytes, it->len);
-        }
+    } else {
+        sm_deliver(sh, u, bare, res, it);
     }
     mbox_msg_t rel = { .ptr = it };
     if (shard_call(sh, it->origin, sm_item_release, &rel) < 0)
@@ -625,7 +804,7 @@ static void sm_presence(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
         buf_t b;
         buf_init(&b);
         sm_serialise(&b, el, sm_full(s), to);
-        sm_send_item(sh, ITEM_STANZA, 'p', *to, sm_full(s), &b, 0);
+        sm_send_item_el(sh, ITEM_STANZA, 'p', *to, sm_full(s), &b, 0, el);
         buf_fini(&b);
         return;
     }
@@ -647,6 +826,8 @@ static void sm_presence(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
     sm_broadcast(sh, s, NULL);
     if (initial)
         sm_probe_contacts(sh, s);
+    if (initial && s->priority >= 0)
+        sm_offline_flush(sh, s);
 }
 
 /* --- roster --- */
@@ -828,7 +1009,7 @@ static void sm_iq(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq)
         buf_t b;
         buf_init(&b);
         sm_serialise(&b, iq, str_from_cstr(st->jid), NULL);
-        sm_send_item(sh, ITEM_STANZA, 'i', *to, str_from_cstr(st->jid), &b, 0);
+        sm_send_item_el(sh, ITEM_STANZA, 'i', *to, str_from_cstr(st->jid), &b, 0, iq);
         buf_fini(&b);
         return;
     }
@@ -873,7 +1054,7 @@ static void sm_message(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
         buf_init(&b);
         str_t self = str_from_cstr(st->sess->user->key);
         sm_serialise(&b, el, str_from_cstr(st->jid), &self);
-        sm_send_item(sh, ITEM_STANZA, 'm', self, str_from_cstr(st->jid), &b, 0);
+        sm_send_item_el(sh, ITEM_STANZA, 'm', self, str_from_cstr(st->jid), &b, 0, el);
         buf_fini(&b);
         return;
     }
@@ -887,7 +1068,7 @@ static void sm_message(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
     buf_t b;
     buf_init(&b);
     sm_serialise(&b, el, str_from_cstr(st->jid), NULL);
-    sm_send_item(sh, ITEM_STANZA, 'm', *to, str_from_cstr(st->jid), &b, 0);
+    sm_send_item_el(sh, ITEM_STANZA, 'm', *to, str_from_cstr(st->jid), &b, 0, el);
     buf_fini(&b);
 }
 
@@ -928,6 +1109,7 @@ int xmpp_sm_bind(c2s_t *st, const char *resource, size_t len)
     s->next = u->sessions;
     u->sessions = s;
     st->sess = s;
+    metric_inc(shard_metrics(sh), xmpp_mid.sessions);
     return 0;
 }
 
@@ -953,6 +1135,7 @@ void xmpp_sm_unbind(c2s_t *st)
     free(s->resource);
     free(s);
     st->sess = NULL;
+    metric_sub(shard_metrics(sh), xmpp_mid.sessions, 1);
 }
 
 void xmpp_sm_stanza(c2s_t *st, const xmpp_xml_el_t *el)

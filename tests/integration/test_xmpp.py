@@ -284,6 +284,44 @@ def test_routing_by_priority_and_directed_presence():
         node.cleanup()
 
 
+def test_offline_messages_and_unknown_users():
+    node = Node().wait_ready()
+    s = Session(node)
+    try:
+        add_user(node, "kim")
+        add_user(node, "leo")
+        k = s.login("kim")
+        errors = asyncio.Queue()
+        k.add_event_handler("message_error", lambda m: errors.put_nowait(m))
+        for i in range(3):
+            k.send_message(mto="leo@localhost", mbody="while you were out %d" % i, mtype="chat")
+        k.send_message(mto="leo@localhost", mbody="a headline is not kept", mtype="headline")
+        k.send_message(mto="nobody@localhost", mbody="hello?", mtype="chat")
+        err = s.wait(errors)
+        assert err["from"].bare == "nobody@localhost"
+        assert err["error"]["condition"] == "service-unavailable", err
+        s.settle(0.5)
+        assert node.metric_sum("xmpp_offline_stored_total") == 3
+        leo = s.login("leo")
+        bodies = [s.wait(leo.messages)["body"] for _ in range(3)]
+        assert bodies == ["while you were out %d" % i for i in range(3)], bodies
+        s.settle(0.5)
+        assert leo.messages.empty()
+        assert node.metric_sum("xmpp_offline_delivered_total") == 3
+        # Delivered means gone: a second login gets nothing again.
+        again = s.login("leo", resource="second")
+        s.settle(0.5)
+        assert again.messages.empty()
+        text = node.metrics()
+        assert node.metric_sum("xmpp_logins_total", text) >= 3
+        assert node.metric_sum("xmpp_stanzas_received_total", text, 'kind="message"') >= 5
+        assert node.metric_sum("xmpp_sessions", text) == 3
+    finally:
+        s.close()
+        node.stop()
+        node.cleanup()
+
+
 def test_restart_keeps_rosters_and_pending_subscriptions():
     node = Node().wait_ready()
     data_dir = node.data_dir
@@ -321,4 +359,5 @@ if __name__ == "__main__":
                  test_roster_pushes_to_every_resource,
                  test_subscription_handshake_across_shards_and_presence,
                  test_routing_by_priority_and_directed_presence,
+                 test_offline_messages_and_unknown_users,
                  test_restart_keeps_rosters_and_pending_subscriptions])
