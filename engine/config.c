@@ -267,6 +267,8 @@ static bool host_ok(const char *v)
 static bool path_ok(const char *v)
 {
     size_t n = strlen(v);
+    if (n == 0)
+        return true;
     if (v[0] == ' ' || v[0] == ';' || v[n - 1] == ' ' || strstr(v, " ;"))
         return false;
     for (const char *p = v; *p; p++) {
