@@ -399,6 +399,25 @@ int sasl_scram_server_final(sasl_scram_server_t *ex, const char *msg, size_t len
 /* ---- SCRAM client (tests, presbench) ---------------------------------------- */
 
 /*
+ * What a client may keep between logins with the same password so that it
+ * stretches the password once per salt rather than once per login (RFC 5802
+ * §5.1 lets clients cache SaltedPassword-derived keys). Only for one password:
+ * the caller keeps one cache per password. Load generators log thousands of
+ * accounts provisioned with one password and salt in.
+ */
+typedef struct {
+    bool valid;
+    uint8_t hash;
+    uint32_t iterations;
+    uint8_t salt_len;
+    uint8_t salt[SASL_SALT_MAX_BYTES];
+    uint8_t client_key[SASL_DIGEST_MAX_BYTES];
+    uint8_t stored_key[SASL_DIGEST_MAX_BYTES];
+    uint8_t server_key[SASL_DIGEST_MAX_BYTES];
+} sasl_scram_key_cache_t;
+
+
+/*
  *   INIT --client_first--> SENT_FIRST --client_final--> SENT_FINAL --verify--> DONE
  * and FAILED after any error. Fields are private.
  */
@@ -411,9 +430,13 @@ typedef struct {
     uint16_t cnonce_off, cnonce_len;
     uint16_t cnonce_set_len;        /* test hook: nonce given in cnonce_set[] */
     uint8_t server_signature[SASL_DIGEST_MAX_BYTES];
+    sasl_scram_key_cache_t *cache;  /* NULL: derive on every login */
     char cnonce_set[SASL_CNONCE_MAX_BYTES];
     char first[SASL_CLIENT_FIRST_MAX_BYTES];
 } sasl_scram_client_t;
+
+/* Use cache (owned by the caller, outliving c) in client_final. */
+void sasl_scram_client_set_key_cache(sasl_scram_client_t *c, sasl_scram_key_cache_t *cache);
 
 /* cb_capable: the client could do channel binding but the server offered no
  * -PLUS mechanism, so it sends gs2 flag 'y' (RFC 5802 §6); else 'n'. */

@@ -921,10 +921,28 @@ static int client_final(sasl_scram_client_t *c, const char *password, size_t pas
 
     if ((rc = parse_server_first(c, msg, len, &sf)) < 0)
         return rc;
-    rc = derive_keys(hash, password, password_len, sf.salt, sf.salt_len, sf.iterations,
-                     client_key, stored_key, server_key);
-    if (rc < 0)
-        goto out;
+    sasl_scram_key_cache_t *k = c->cache;
+    if (k && k->valid && k->hash == c->hash && k->iterations == sf.iterations &&
+        k->salt_len == sf.salt_len && !memcmp(k->salt, sf.salt, sf.salt_len)) {
+        memcpy(client_key, k->client_key, dlen);
+        memcpy(stored_key, k->stored_key, dlen);
+        memcpy(server_key, k->server_key, dlen);
+    } else {
+        rc = derive_keys(hash, password, password_len, sf.salt, sf.salt_len, sf.iterations,
+                         client_key, stored_key, server_key);
+        if (rc < 0)
+            goto out;
+        if (k) {
+            k->valid = true;
+            k->hash = c->hash;
+            k->iterations = sf.iterations;
+            k->salt_len = (uint8_t)sf.salt_len;
+            memcpy(k->salt, sf.salt, sf.salt_len);
+            memcpy(k->client_key, client_key, dlen);
+            memcpy(k->stored_key, stored_key, dlen);
+            memcpy(k->server_key, server_key, dlen);
+        }
+    }
 
     sb_t b = { out, cap, 0, false };
     sb_str(&b, "c=");
@@ -958,6 +976,11 @@ out:
     OPENSSL_cleanse(client_key, sizeof(client_key));
     OPENSSL_cleanse(server_key, sizeof(server_key));
     return rc;
+}
+
+void sasl_scram_client_set_key_cache(sasl_scram_client_t *c, sasl_scram_key_cache_t *cache)
+{
+    c->cache = cache;
 }
 
 int sasl_scram_client_final(sasl_scram_client_t *c, const char *password, size_t password_len,
