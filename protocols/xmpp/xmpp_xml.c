@@ -298,6 +298,11 @@ static xmpp_xml_cond_t cond_for_xml_error(const xmlError *e, const char **reason
     case XML_FROM_MEMORY:
         *reason = "out of memory";
         return XMPP_XML_COND_RESOURCE_CONSTRAINT;
+    case XML_FROM_I18N:
+        /* A declared encoding's converter choking: how much it saw depends
+         * on the cuts, the condition must not. */
+        *reason = "encoding other than UTF-8";
+        return XMPP_XML_COND_UNSUPPORTED_ENCODING;
     default:
         break;
     }
@@ -368,6 +373,41 @@ static uint64_t xml_pos(const xmpp_xml_t *p)
 /* ---- Between first-level elements -------------------------------------- */
 
 /*
+ * Checks the bytes right after a first-level '<' (stanza_start) among s[0, n)
+ * at stream positions [at, at + n). Markup that is not an element is refused
+ * here rather than by libxml2, which hands a CDATA section over in pieces
+ * whose size depends on the cuts: "<?" is a processing instruction, "<!-" a
+ * comment, "<!D..." a DTD (restricted-xml, RFC 6120 §11.1), "<![" a CDATA
+ * section, i.e. text between first-level elements (bad-format).
+ */
+enum { LT_DONE = 3 };
+
+static void lt_scan(xmpp_xml_t *p, const char *s, size_t n, uint64_t at)
+{
+    while (p->lt_checked < LT_DONE && p->state == ST_STANZA) {
+        uint64_t pos = p->stanza_start + p->lt_checked;
+        if (pos < at || pos >= at + n)
+            return;
+        char c = s[pos - at];
+        if (p->lt_checked == 0) {
+            p->lt_checked = 1;                  /* the '<' itself */
+            continue;
+        }
+        if (p->lt_checked == 1) {
+            if (c == '?')
+                fail(p, XMPP_XML_COND_RESTRICTED_XML, "processing instruction", 0);
+            p->lt_checked = c == '!' ? 2 : LT_DONE;
+            continue;
+        }
+        if (c == '[')
+            fail(p, XMPP_XML_COND_BAD_FORMAT, "text between first-level elements", 0);
+        else
+            fail(p, XMPP_XML_COND_RESTRICTED_XML, c == '-' ? "comment" : "DTD", 0);
+        p->lt_checked = LT_DONE;
+    }
+}
+
+/*
  * Checks gap bytes s[0, n) at stream positions [at, at + n), skipping those
  * already checked. Whitespace: a keepalive at the start of each run. '<': the
  * next element starts (state STANZA). Anything else: bad-format. Returns how
@@ -393,6 +433,8 @@ static size_t gap_scan(xmpp_xml_t *p, const char *s, size_t n, uint64_t at)
             p->state = ST_STANZA;
             p->stanza_start = at + i;
             p->tree_bytes = 0;
+            p->lt_checked = 0;
+            lt_scan(p, s, n, at);
         } else {
             fail(p, XMPP_XML_COND_BAD_FORMAT, "text between first-level elements", 0);
         }
@@ -764,18 +806,65 @@ static void text_append(xmpp_xml_t *p, xmpp_xml_el_t *el, const char *s, size_t 
 
 /* ---- SAX callbacks ----------------------------------------------------- */
 
+/* The encoding named by the XML declaration, read from the raw bytes (libxml2
+ * is told to ignore it, see ctxt_create); ptr NULL if there is none. The
+ * declaration starts the document, so it is still at the start of the buffer. */
+static str_t declared_encoding(const xmlParserInput *in)
+{
+    const char *s = (const char *)in->base, *end = (const char *)in->cur;
+    if (in->consumed != 0)
+        return (str_t){ NULL, 0 };
+    if (end - s >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+        s += 3;
+    if (end - s < 5 || memcmp(s, "<?xml", 5) != 0)
+        return (str_t){ NULL, 0 };
+    /* libxml2 has checked the syntax: the first "encoding" followed by '='
+     * and a quote is the EncodingDecl (XML 1.0 [80]). */
+    for (const char *q = s + 5; end - q >= 8; q++) {
+        if (memcmp(q, "encoding", 8) != 0)
+            continue;
+        const char *r = q + 8;
+        while (r < end && is_xml_space((unsigned char)*r))
+            r++;
+        if (r == end || *r++ != '=')
+            continue;
+        while (r < end && is_xml_space((unsigned char)*r))
+            r++;
+        if (r == end || (*r != '\'' && *r != '"'))
+            continue;
+        char quote = *r++;
+        const char *v = r;
+        while (r < end && *r != quote)
+            r++;
+        return (str_t){ v, (size_t)(r - v) };
+    }
+    return (str_t){ NULL, 0 };
+}
+
 static void on_start_document(void *ctx)
 {
     xmpp_xml_t *p = ctx;
-    if (p->halted)
+    if (p->halted || p->priming)
         return;
-    /* §11.6: UTF-8 only. libxml2 has by now seen a BOM or an encoding
-     * declaration and would convert; we do not let it. */
-    const xmlParserCtxt *c = p->ctxt;
-    const char *enc = (const char *)c->encoding;
-    if ((c->input && c->input->buf && c->input->buf->encoder) ||
-        (enc && strcasecmp(enc, "UTF-8") != 0 && strcasecmp(enc, "UTF8") != 0))
+    /* §11.6: UTF-8 only. Called once the XML declaration, if any, is parsed. */
+    const xmlParserInput *in = p->ctxt->input;
+    str_t enc = declared_encoding(in);
+    if ((in->buf && in->buf->encoder) ||
+        (enc.ptr && !(enc.len == 5 && strncasecmp(enc.ptr, "UTF-8", 5) == 0) &&
+         !(enc.len == 4 && strncasecmp(enc.ptr, "UTF8", 4) == 0)))
         fail(p, XMPP_XML_COND_UNSUPPORTED_ENCODING, "encoding other than UTF-8", 0);
+}
+
+/* libxml2 reports a start tag before it checks that the tag ends ("<a b='1'\x06"
+ * gives startElementNs, then "Couldn't find end of Start Tag"). Its cursor is
+ * on the '>' or "/>" of a good one, so a bad one fails here, before anything
+ * is delivered for it. */
+static bool start_tag_ends(const xmpp_xml_t *p)
+{
+    const xmlParserInput *in = p->ctxt->input;
+    size_t avail = (size_t)(in->end - in->cur);
+    return (avail >= 1 && in->cur[0] == '>') ||
+           (avail >= 2 && in->cur[0] == '/' && in->cur[1] == '>');
 }
 
 static void on_start(void *ctx, const xmlChar *local, const xmlChar *prefix, const xmlChar *uri,
@@ -786,6 +875,10 @@ static void on_start(void *ctx, const xmlChar *local, const xmlChar *prefix, con
     (void)nb_defaulted;                         /* 0: there is no DTD */
     if (p->halted)
         return;
+    if (!start_tag_ends(p)) {
+        fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "malformed start tag", XML_ERR_GT_REQUIRED);
+        return;
+    }
     if (p->depth == 0) {
         if (p->priming) {
             p->priming = false;                 /* our replayed header */
@@ -943,8 +1036,11 @@ static int ctxt_create(xmpp_xml_t *p)
     if (!c)
         return -ENOMEM;
     /* No network, no DTD loading, no entity substitution, no defaulted
-     * attributes: only NONET is set, the rest are off by default. */
-    xmlCtxtUseOptions(c, XML_PARSE_NONET);
+     * attributes (off by default). The encoding declaration is ignored, so
+     * that libxml2 never switches to a converter whose failures depend on how
+     * much input it has: on_start_document refuses anything but UTF-8, and
+     * prolog_check what would be detected from the first bytes. */
+    xmlCtxtUseOptions(c, XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
     p->ctxt = c;
     p->priming = chunk != NULL;
     p->depth = 0;
@@ -963,10 +1059,20 @@ static void ctxt_free(xmpp_xml_t *p)
 
 /* ---- Lifecycle --------------------------------------------------------- */
 
+/* libxml2's generic error channel (encoding converters, I/O) prints to stderr
+ * whatever a peer's bytes provoke; parsers here report through their
+ * structured handler instead. */
+static void quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx, (void)msg;
+}
+
 void xmpp_xml_global_init(void)
 {
     LIBXML_TEST_VERSION
     xmlInitParser();
+    xmlThrDefSetGenericErrorFunc(NULL, quiet);  /* threads started from now on */
+    xmlSetGenericErrorFunc(NULL, quiet);        /* this thread */
 }
 
 void xmpp_xml_init(xmpp_xml_t *p, const xmpp_xml_limits_t *lim, const xmpp_xml_cbs_t *cbs,
@@ -1028,6 +1134,31 @@ bool xmpp_xml_idle(const xmpp_xml_t *p)
 
 /* ---- Feeding ----------------------------------------------------------- */
 
+/*
+ * The first four bytes of a document, checked before libxml2 sees them: it
+ * picks UTF-16, UCS-4 or EBCDIC from them (XML 1.0 Appendix F) and converts,
+ * and whether the garbage that follows then fails in the converter or at our
+ * encoding check depends on the cuts. UTF-8 only (RFC 6120 §11.6): a NUL or a
+ * UTF-16 byte order mark is unsupported-encoding; a document starts with '<',
+ * a UTF-8 byte order mark or whitespace, anything else is not-well-formed.
+ */
+static bool prolog_check(xmpp_xml_t *p, const char *data, size_t n)
+{
+    for (size_t i = 0; i < n && p->pos + i < 4; i++) {
+        unsigned char c = (unsigned char)data[i];
+        bool first = p->pos + i == 0;
+        if (c == 0 || (first && (c == 0xFE || c == 0xFF))) {
+            fail(p, XMPP_XML_COND_UNSUPPORTED_ENCODING, "UTF-16 or UCS-4", 0);
+            return false;
+        }
+        if (first && c != '<' && c != 0xEF && !is_xml_space(c)) {
+            fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "not an XML document", 0);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Hands n bytes at data to libxml2 (state PROLOG or STANZA). */
 static void feed_xml(xmpp_xml_t *p, const char *data, size_t n)
 {
@@ -1083,6 +1214,13 @@ ssize_t xmpp_xml_feed(xmpp_xml_t *p, const char *data, size_t len)
         size_t n = len - off;
         if (n > limit - p->pos)
             n = (size_t)(limit - p->pos);
+        if (p->state == ST_PROLOG && p->pos < 4 && !prolog_check(p, data + off, n))
+            break;
+        if (p->state == ST_STANZA && p->lt_checked < LT_DONE) {
+            lt_scan(p, data + off, n, p->pos);
+            if (p->state == ST_FAILED)
+                break;
+        }
         feed_xml(p, data + off, n);
         off += n;
     }

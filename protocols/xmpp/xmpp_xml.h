@@ -261,6 +261,7 @@ typedef struct xmpp_xml {
     uint16_t depth;                 /* open elements, the stream element included */
     uint8_t depth_max;
     uint8_t state;
+    uint8_t lt_checked;             /* bytes after a first-level '<' checked so far */
     bool prime_owned;               /* prime is malloc'd */
     bool priming;                   /* the context is replaying the header */
     bool ws_run;                    /* inside a run of whitespace between stanzas */
@@ -269,9 +270,11 @@ typedef struct xmpp_xml {
 } xmpp_xml_t;
 
 /*
- * Once per process, before any shard parses (xmlInitParser is not thread-safe
+ * Once per process, before any shard starts (xmlInitParser is not thread-safe
  * the first time). Checks that the libxml2 we run with is the one we built
- * against. Safe to call again.
+ * against, and silences libxml2's generic error channel (stderr) for the
+ * threads started afterwards, since peers' bytes would write to it through the
+ * encoding converters. Safe to call again.
  */
 void xmpp_xml_global_init(void);
 
