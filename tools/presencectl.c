@@ -19,7 +19,12 @@
  *    "roster": [{"jid": "bob@example.com", "name": "Bob", "groups": ["Team"],
  *                "subscription": "both"}]}
  * and sends them in batches over several connections at once, so that every
- * shard of the node derives credentials in parallel.
+ * shard of the node derives credentials in parallel. A line may also give
+ * "salt" (base64 of 16 to 64 bytes) and "iterations" (4096 to 10,000,000) for
+ * its SCRAM credentials; without them each account gets a fresh random salt
+ * and 4096 iterations. Accounts that share a password and a salt are derived
+ * once per shard (load tests provision thousands that way); never share a salt
+ * between real users' accounts.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,7 +53,10 @@ static void usage(void)
             "  user del JID | user list | user show JID\n"
             "  roster add JID CONTACT [--name N] [--group G]... "
             "[--subscription none|to|from|both]\n"
-            "  import FILE [--jobs N] [--batch N]\n");
+            "  import FILE [--jobs N] [--batch N]\n"
+            "    FILE: JSON lines {\"jid\", \"password\", [\"salt\" (base64), "
+            "\"iterations\"], \"roster\": [{\"jid\", \"name\", \"groups\", "
+            "\"subscription\"}]}\n");
     exit(2);
 }
 

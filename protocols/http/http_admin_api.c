@@ -19,6 +19,10 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <openssl/base64.h>
+#include <openssl/mem.h>
+#include <openssl/sha.h>
+
 #include "engine/account.h"
 #include "engine/contact.h"
 #include "engine/log.h"
@@ -34,8 +38,9 @@
 
 /* --- write jobs spread over home shards --- */
 
-/* OP_ACCOUNT carries a password: the home shard derives the credentials, so
- * a bulk import spreads its key stretching over every shard. */
+/* OP_ACCOUNT carries a password (admin_account_value): the home shard derives
+ * the credentials, so a bulk import spreads its key stretching over every
+ * shard. */
 typedef enum { OP_PUT, OP_DEL, OP_DEL_PREFIX, OP_ACCOUNT } admin_op_kind_t;
 
 /* A list of writes for one home shard, built by the shard that took the
@@ -140,22 +145,93 @@ static int admin_del_one(void *ctx, const void *key, size_t klen, const void *va
     return 0;
 }
 
+/* The value of an OP_ACCOUNT op: u32 iterations (0: the default) | u8 salt
+ * length (0: a fresh random salt) | salt | password. Salt and count were
+ * checked against the stored policy before the job was sent. */
+static void admin_account_value(buf_t *v, str_t password, const uint8_t *salt, size_t salt_len,
+                                uint32_t iterations)
+{
+    uint8_t sl = (uint8_t)salt_len;
+    ASSERT(salt_len <= SASL_SALT_MAX_BYTES);
+    buf_append(v, &iterations, 4);
+    buf_append(v, &sl, 1);
+    buf_append(v, salt, salt_len);
+    buf_append(v, password.ptr, password.len);
+}
+
+/*
+ * Credentials derived with an imported salt, per shard (thread-local: the home
+ * shard's thread is the only one that applies account writes). An import that
+ * gives many accounts one password and one salt, as load tests provision
+ * thousands of users, then stretches the password once per shard rather than
+ * once per account: PBKDF2 is nearly the whole cost of an import line. Entries
+ * are keyed by a SHA-256 of the password, so no plaintext outlives the
+ * request; the digest tells no more than the StoredKey beside it. Four entries
+ * cover an import's few distinct (password, salt) pairs; random salts never
+ * repeat and are not cached.
+ */
+#define ADMIN_DERIVE_CACHE_ENTRIES 4
+
+typedef struct {
+    bool valid;
+    uint8_t pw_digest[SHA256_DIGEST_LENGTH];
+    sasl_scram_creds_t creds;   /* hash, salt and iterations are part of the key */
+} admin_derive_entry_t;
+
+static _Thread_local admin_derive_entry_t admin_derive_cache[ADMIN_DERIVE_CACHE_ENTRIES];
+static _Thread_local unsigned admin_derive_next;
+
+static int admin_derive_cached(sasl_hash_t hash, str_t password, const uint8_t *salt,
+                               size_t salt_len, uint32_t iterations, sasl_scram_creds_t *out)
+{
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256((const uint8_t *)password.ptr, password.len, digest);
+    for (unsigned i = 0; i < ADMIN_DERIVE_CACHE_ENTRIES; i++) {
+        const admin_derive_entry_t *e = &admin_derive_cache[i];
+        if (e->valid && e->creds.hash == hash && e->creds.iterations == iterations &&
+            e->creds.salt_len == salt_len && !memcmp(e->creds.salt, salt, salt_len) &&
+            !memcmp(e->pw_digest, digest, sizeof(digest))) {
+            *out = e->creds;
+            return 0;
+        }
+    }
+    int rc = sasl_scram_derive(hash, password.ptr, password.len, salt, salt_len, iterations, out);
+    if (rc < 0)
+        return rc;
+    admin_derive_entry_t *e = &admin_derive_cache[admin_derive_next++ % ADMIN_DERIVE_CACHE_ENTRIES];
+    e->valid = true;
+    memcpy(e->pw_digest, digest, sizeof(digest));
+    e->creds = *out;
+    return 0;
+}
+
 /* Home shard: derives both SCRAM credentials (and so PLAIN) from the
  * password and writes the account. A password that cannot be prepared was
  * refused before the job was sent. */
-static void admin_account_apply(stor_batch_t *b, str_t user, str_t password)
+static void admin_account_apply(stor_batch_t *b, str_t user, str_t value)
 {
     static const sasl_hash_t hashes[2] = { SASL_HASH_SHA1, SASL_HASH_SHA256 };
     static const account_cred_kind_t kinds[2] = { ACCOUNT_CRED_SCRAM_SHA1,
                                                   ACCOUNT_CRED_SCRAM_SHA256 };
+    uint32_t iterations;
+    ASSERT(value.len >= 5);
+    memcpy(&iterations, value.ptr, 4);
+    size_t salt_len = (uint8_t)value.ptr[4];
+    ASSERT(value.len >= 5 + salt_len);
+    const uint8_t *salt = (const uint8_t *)value.ptr + 5;
+    str_t password = { value.ptr + 5 + salt_len, value.len - 5 - salt_len };
+    if (!iterations)
+        iterations = SASL_ITERATIONS_DEFAULT;
     uint8_t blobs[2][SASL_CREDS_BLOB_MAX_BYTES];
     account_t a = { .created_s = (uint64_t)time(NULL) };
     for (int i = 0; i < 2; i++) {
         sasl_scram_creds_t creds;
         size_t len;
-        if (sasl_scram_creds_new(hashes[i], password.ptr, password.len,
-                                 SASL_ITERATIONS_DEFAULT, &creds) < 0 ||
-            sasl_scram_creds_encode(&creds, blobs[i], sizeof(blobs[i]), &len) < 0)
+        int rc = salt_len ? admin_derive_cached(hashes[i], password, salt, salt_len, iterations,
+                                                &creds)
+                          : sasl_scram_creds_new(hashes[i], password.ptr, password.len,
+                                                 iterations, &creds);
+        if (rc < 0 || sasl_scram_creds_encode(&creds, blobs[i], sizeof(blobs[i]), &len) < 0)
             PANIC("deriving credentials from a checked password failed");
         a.creds[kinds[i]] = (str_t){ (const char *)blobs[i], len };
     }
@@ -401,8 +477,13 @@ static int admin_user_put(conn_t *c, const http_request_t *req, str_t user)
     bool exists = account_load(shard_storage(conn_shard(c)), user, &old, &raw) == 0;
     free(raw);
     admin_job_t *job = admin_job_new(c, shard_count(conn_shard(c)));
+    buf_t v;
+    buf_init(&v);
+    admin_account_value(&v, req->body, NULL, 0, 0);
     admin_op(admin_writes_for(job, admin_home(c, user)), OP_ACCOUNT, STOR_CF_ACCOUNTS, user.ptr,
-             user.len, req->body.ptr, req->body.len);
+             user.len, v.data, v.len);
+    OPENSSL_cleanse(v.data, v.len);
+    buf_fini(&v);
     job->status = exists ? 204 : 201;
     snprintf(job->body, sizeof(job->body), "%s\n", exists ? "changed" : "created");
     return admin_job_run(c, req, job);
@@ -453,8 +534,45 @@ static int admin_roster_put(conn_t *c, const http_request_t *req, str_t user, st
     return admin_job_run(c, req, job);
 }
 
-/* One JSON line: {"jid", "password", "roster": [{"jid", "name", "groups",
- * "subscription"}]}. */
+/* The optional "salt" (base64) and "iterations" of an import line, checked
+ * against the policy stored credentials keep (sasl.h): 0, or -EINVAL with the
+ * 400 text in err. Absent: *salt_len 0, *iterations 0 (the defaults). */
+static int admin_import_kdf(json_t *o, uint8_t *salt, size_t *salt_len, uint32_t *iterations,
+                            char *err, size_t err_len)
+{
+    json_t *js = json_object_get(o, "salt"), *ji = json_object_get(o, "iterations");
+    *salt_len = 0;
+    *iterations = 0;
+    if (js) {
+        /* Decoded into a buffer with room for what EVP_DecodeBase64 may write
+         * before it notices the input is too long. */
+        uint8_t tmp[SASL_SALT_MAX_BYTES * 2];
+        size_t n;
+        if (!json_is_string(js) || json_string_length(js) > 4 * SASL_SALT_MAX_BYTES / 3 + 4 ||
+            !EVP_DecodeBase64(tmp, &n, sizeof(tmp), (const uint8_t *)json_string_value(js),
+                              json_string_length(js)) ||
+            n < SASL_SALT_MIN_BYTES || n > SASL_SALT_MAX_BYTES) {
+            snprintf(err, err_len, "\"salt\" must be base64 of %d to %d bytes\n",
+                     SASL_SALT_MIN_BYTES, SASL_SALT_MAX_BYTES);
+            return -EINVAL;
+        }
+        memcpy(salt, tmp, n);
+        *salt_len = n;
+    }
+    if (ji) {
+        json_int_t i = json_is_integer(ji) ? json_integer_value(ji) : 0;
+        if (i < SASL_ITERATIONS_MIN || i > SASL_ITERATIONS_MAX) {
+            snprintf(err, err_len, "\"iterations\" must be an integer from %u to %u\n",
+                     SASL_ITERATIONS_MIN, SASL_ITERATIONS_MAX);
+            return -EINVAL;
+        }
+        *iterations = (uint32_t)i;
+    }
+    return 0;
+}
+
+/* One JSON line: {"jid", "password", optional "salt" (base64) and "iterations",
+ * "roster": [{"jid", "name", "groups", "subscription"}]}. */
 static int admin_import_line(conn_t *c, admin_job_t *job, const char *line, size_t len,
                              char *err, size_t err_len)
 {
@@ -477,10 +595,20 @@ static int admin_import_line(conn_t *c, admin_job_t *job, const char *line, size
         snprintf(err, err_len, "unusable password for %s\n", json_string_value(jid));
         goto out;
     }
+    uint8_t salt[SASL_SALT_MAX_BYTES];
+    size_t salt_len;
+    uint32_t iterations;
+    if (admin_import_kdf(o, salt, &salt_len, &iterations, err, err_len) < 0)
+        goto out;
     str_t ukey = xmpp_jid_bare(&user);
     admin_writes_t *w = admin_writes_for(job, admin_home(c, ukey));
-    admin_op(w, OP_ACCOUNT, STOR_CF_ACCOUNTS, ukey.ptr, ukey.len, json_string_value(pw),
-             json_string_length(pw));
+    buf_t v;
+    buf_init(&v);
+    admin_account_value(&v, (str_t){ json_string_value(pw), json_string_length(pw) }, salt,
+                        salt_len, iterations);
+    admin_op(w, OP_ACCOUNT, STOR_CF_ACCOUNTS, ukey.ptr, ukey.len, v.data, v.len);
+    OPENSSL_cleanse(v.data, v.len);
+    buf_fini(&v);
     json_t *roster = json_object_get(o, "roster");
     if (roster && json_is_array(roster)) {
         size_t i;
