@@ -92,6 +92,10 @@ typedef struct {
     bool xmpp_require_tls;          /* true: authenticate only over TLS */
     bool xmpp_plain_without_tls;    /* false: PLAIN only over TLS */
     cfg_addr_t xmpp_tls_listen;     /* 0.0.0.0:5223 */
+    unsigned xmpp_max_stanza_bytes; /* 65536 */
+    bool xmpp_registration;         /* false: no XEP-0077 in-band registration */
+    unsigned xmpp_resume_timeout_s; /* 300; 0: sessions are not resumable */
+    bool xmpp_test_auth;            /* false; true refused unless every listener is loopback */
     cfg_addr_t sip_listen;          /* 0.0.0.0:5060 (UDP and TCP) */
     cfg_addr_t sip_tls_listen;      /* 0.0.0.0:5061 */
     cfg_addr_t pws_listen;          /* 0.0.0.0:8082 */

@@ -7,6 +7,7 @@
  * (blocked everywhere, sigwaitinfo here), so no handler runs on a shard.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +43,30 @@ typedef struct {
     const char *log_level;
     bool print_config;
 } main_flags_t;
+
+/* The first enabled listener not bound to a loopback address, or NULL. */
+static const char *main_non_loopback(const cfg_t *cfg)
+{
+    const cfg_addr_t *addrs[] = { &cfg->admin_listen, &cfg->xmpp_listen, &cfg->xmpp_tls_listen,
+                                  &cfg->sip_listen,   &cfg->sip_tls_listen, &cfg->pws_listen,
+                                  &cfg->pws_tls_listen };
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        const cfg_addr_t *a = addrs[i];
+        if (!a->addr_len)
+            continue;
+        if (a->addr.ss_family == AF_INET) {
+            const struct sockaddr_in *in = (const struct sockaddr_in *)&a->addr;
+            if ((ntohl(in->sin_addr.s_addr) >> 24) == 127)
+                continue;
+        } else if (a->addr.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&a->addr;
+            if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+                continue;
+        }
+        return a->text;
+    }
+    return NULL;
+}
 
 static int main_load_config(const main_flags_t *f, cfg_t *cfg)
 {
@@ -170,6 +195,14 @@ int main(int argc, char **argv)
     cfg_t *cfg = malloc(sizeof(*cfg));
     if (!cfg || main_load_config(&flags, cfg) < 0)
         return 1;
+    if (cfg->xmpp_test_auth && !flags.print_config) {
+        const char *open_addr = main_non_loopback(cfg);
+        if (open_addr) {
+            fprintf(stderr, "presenced: [xmpp] test_auth = true accepts any password, so every "
+                            "listener must be on loopback; %s is not\n", open_addr);
+            return 1;
+        }
+    }
     if (flags.print_config) {
         char *out = malloc(1 << 16);
         int n = out ? cfg_format(cfg, out, 1 << 16) : -ENOMEM;
@@ -183,6 +216,9 @@ int main(int argc, char **argv)
     log_level_t level;
     if (log_level_parse(cfg->log_level, &level) == 0)
         log_set_level(level);
+    if (cfg->xmpp_test_auth)
+        LOG_WARN("[xmpp] test_auth is on: any password logs in and unknown accounts are "
+                 "created; for interop test suites only");
 
     /* Block the signals we take synchronously before any thread exists, so
      * every shard inherits the mask. SIGPIPE stays blocked: sends use
@@ -209,6 +245,10 @@ int main(int argc, char **argv)
             .domain = cfg->domain,
             .require_tls = cfg->xmpp_require_tls,
             .plain_without_tls = cfg->xmpp_plain_without_tls,
+            .max_stanza_bytes = cfg->xmpp_max_stanza_bytes,
+            .registration = cfg->xmpp_registration,
+            .resume_timeout_s = cfg->xmpp_resume_timeout_s,
+            .test_auth = cfg->xmpp_test_auth,
             .metrics = node_metrics(node),
         };
         if (main_tls(cfg, &tls, err, sizeof(err)) < 0 || main_scram_key(node, xc.fake_salt_key) < 0) {

@@ -538,6 +538,18 @@ static void conn_idle_fired(timer_wheel_t *w, timer_ent_t *t)
         timer_arm(w, t, due);
         return;
     }
+    if (c->proto->on_idle && c->state == CONN_OPEN) {
+        /* The protocol may probe the peer (XMPP ping) and wait once more;
+         * the timer counts again from now. */
+        c->last_rx_ms = w->now_ms;
+        if (c->proto->on_idle(c)) {
+            if (c->idle_timeout_ms && c->state == CONN_OPEN)
+                timer_arm(w, t, w->now_ms + c->idle_timeout_ms);
+            return;
+        }
+        if (c->state != CONN_OPEN)
+            return;
+    }
     conn_close_now(c, CONN_CLOSE_IDLE);
 }
 

@@ -52,6 +52,11 @@ typedef struct conn_proto {
     /* The node is stopping: say goodbye (XMPP's system-shutdown) and
      * conn_close(c, true). NULL: the engine closes gracefully. */
     void (*on_shutdown)(conn_t *c);
+    /* Nothing received for the idle timeout. Return true to keep the
+     * connection for another timeout (after probing the peer), false to have
+     * it closed; the protocol may also close it itself with its own goodbye.
+     * NULL: closed. */
+    bool (*on_idle)(conn_t *c);
     /* The connection is gone (peer closed, error, timeout, overflow, or
      * conn_close): release conn_state. Not called for a connection that
      * moved to another shard. */

@@ -19,6 +19,7 @@ static const char *const stor_cf_names[STOR_CF_COUNT] = {
     [STOR_CF_OFFLINE] = "offline",
     [STOR_CF_ROOMS] = "rooms",
     [STOR_CF_ARCHIVE] = "archive",
+    [STOR_CF_VCARDS] = "vcards",
 };
 
 /* A name added to the enum without one here would open a CF called "(null)". */

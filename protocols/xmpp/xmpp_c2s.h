@@ -16,6 +16,10 @@ typedef struct {
     tls_ctx_t *tls;             /* NULL: no STARTTLS offered */
     bool require_tls;           /* refuse authentication before TLS */
     bool plain_without_tls;     /* offer PLAIN on unencrypted streams (tests only) */
+    unsigned max_stanza_bytes;  /* 0: the parser's default */
+    bool registration;          /* XEP-0077 in-band registration */
+    unsigned resume_timeout_s;  /* XEP-0198: 0 = no resumption */
+    bool test_auth;             /* any password; unknown accounts created (loopback only) */
     uint8_t fake_salt_key[32];  /* SCRAM answers for unknown users (sasl.h) */
     metrics_t *metrics;         /* the node's, to register the XMPP series */
 } xmpp_c2s_config_t;

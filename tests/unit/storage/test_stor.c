@@ -485,6 +485,7 @@ static void test_names(void)
 {
     static const char *const want[STOR_CF_COUNT] = {
         "meta", "accounts", "rosters", "privacy", "presence", "offline", "rooms", "archive",
+        "vcards",
     };
     for (int cf = 0; cf < STOR_CF_COUNT; cf++)
         CHECK_STR(stor_cf_name((stor_cf_t)cf), want[cf]);
@@ -628,7 +629,7 @@ static void test_rdb_column_families(void)
     rocksdb_options_set_create_missing_column_families(o, 1);
     const char *cf_names[] = {
         "default", "meta", "accounts", "rosters", "privacy", "presence", "offline", "rooms",
-        "archive", "future",
+        "archive", "vcards", "future",
     };
     const rocksdb_options_t *cf_opts[ARRAY_LEN(cf_names)];
     rocksdb_column_family_handle_t *h[ARRAY_LEN(cf_names)];
@@ -641,7 +642,7 @@ static void test_rdb_column_families(void)
         fprintf(stderr, "open with \"future\": %s\n", e);
     REQUIRE(!e && db);
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-    rocksdb_put_cf(db, wo, h[9], "f", 1, "new", 3, &e);
+    rocksdb_put_cf(db, wo, h[ARRAY_LEN(cf_names) - 1], "f", 1, "new", 3, &e);
     CHECK(!e);
     rocksdb_put_cf(db, wo, h[2], "acct", 4, "old", 3, &e);    /* "accounts" */
     CHECK(!e);
