@@ -18,6 +18,7 @@
 #include <openssl/rand.h>
 
 #include "engine/account.h"
+#include "protocols/xmpp/xmpp_account.h"
 #include "engine/log.h"
 #include "engine/node.h"
 #include "engine/route.h"
@@ -47,6 +48,11 @@ unsigned xmpp_stanza_kind(char stanza)
 const char *xmpp_domain(void)
 {
     return c2s_cfg.domain;
+}
+
+const xmpp_c2s_config_t *xmpp_config(void)
+{
+    return &c2s_cfg;
 }
 
 static void c2s_register_metrics(metrics_t *m)
@@ -80,11 +86,25 @@ static void c2s_register_metrics(metrics_t *m)
     xmpp_mid.stream_errors = metrics_register_labelled(
         m, "xmpp_stream_errors_total", "Stream errors sent, by condition.", METRIC_COUNTER,
         "condition", c2s_cond_names, XMPP_XML_COND_COUNT);
-    xmpp_mid.sessions = metrics_register(m, "xmpp_sessions", "Bound XMPP sessions.",
+    xmpp_mid.sessions = metrics_register(m, "xmpp_sessions",
+                                         "XMPP sessions, bound or waiting for resumption.",
                                          METRIC_GAUGE);
+    xmpp_mid.sessions_resumed = metrics_register(
+        m, "xmpp_sessions_resumed_total", "Sessions resumed on a new stream (XEP-0198).",
+        METRIC_COUNTER);
+    xmpp_mid.sessions_detached = metrics_register(
+        m, "xmpp_sessions_detached_total",
+        "Sessions that lost their stream and waited for resumption (XEP-0198).", METRIC_COUNTER);
+    xmpp_mid.carbons = metrics_register(m, "xmpp_carbons_total",
+                                        "Message copies sent to a user's other clients (XEP-0280).",
+                                        METRIC_COUNTER);
+    xmpp_mid.blocked = metrics_register(m, "xmpp_blocked_stanzas_total",
+                                        "Stanzas dropped or refused by a block list (XEP-0191).",
+                                        METRIC_COUNTER);
 }
 static char c2s_domain[256];
 static sasl_scram_conf_t c2s_scram_conf;
+static xmpp_xml_limits_t c2s_limits;
 
 int xmpp_c2s_configure(const xmpp_c2s_config_t *cfg)
 {
@@ -93,6 +113,13 @@ int xmpp_c2s_configure(const xmpp_c2s_config_t *cfg)
     c2s_cfg.domain = c2s_domain;
     memcpy(c2s_scram_conf.fake_salt_key, cfg->fake_salt_key, 32);
     c2s_scram_conf.fake_iterations = SASL_ITERATIONS_DEFAULT;
+    c2s_limits = xmpp_xml_limits_default;
+    if (cfg->max_stanza_bytes) {
+        c2s_limits.stanza_bytes_max = cfg->max_stanza_bytes;
+        uint64_t tree = 8ull * cfg->max_stanza_bytes;
+        c2s_limits.tree_bytes_max = (uint32_t)(tree < XMPP_XML_TREE_BYTES_LIMIT
+                                                   ? tree : XMPP_XML_TREE_BYTES_LIMIT);
+    }
     xmpp_xml_global_init();
     if (cfg->metrics)
         c2s_register_metrics(cfg->metrics);
@@ -110,6 +137,35 @@ static void c2s_write_str(c2s_t *st, const char *s)
     c2s_write(st, s, strlen(s));
 }
 
+void c2s_write_stanza(c2s_t *st, const void *data, size_t len)
+{
+    if (st->sess)
+        xmpp_sess_write(st->sess, data, len);
+    else
+        c2s_write(st, data, len);
+}
+
+void xmpp_iq_result(c2s_t *st, const xmpp_xml_el_t *iq, const char *payload)
+{
+    const str_t *id = xmpp_xml_attr(iq, "id");
+    const str_t *to = xmpp_xml_attr(iq, "to");
+    buf_t b;
+    buf_init(&b);
+    buf_append_str(&b, "<iq type='result'");
+    if (id)
+        xmpp_xml_write_attr(&b, "id", *id);
+    if (st->jid && st->sess)
+        xmpp_xml_write_attr(&b, "to", str_from_cstr(st->jid));
+    if (to)
+        xmpp_xml_write_attr(&b, "from", *to);
+    if (payload)
+        buf_printf(&b, ">%s</iq>", payload);
+    else
+        buf_append_str(&b, "/>");
+    c2s_write_stanza(st, b.data, b.len);
+    buf_fini(&b);
+}
+
 void c2s_stream_error(c2s_t *st, xmpp_xml_cond_t cond, const char *text)
 {
     if (st->state == C2S_CLOSED)
@@ -124,6 +180,7 @@ void c2s_stream_error(c2s_t *st, xmpp_xml_cond_t cond, const char *text)
     }
     xmpp_xml_write_stream_error(&b, cond, text);
     xmpp_xml_write_stream_close(&b);
+    st->clean_end = true;
     metric_inc(shard_metrics(conn_shard(st->conn)), (metric_id_t)(xmpp_mid.stream_errors + cond));
     c2s_write_buf(st, &b);
     buf_fini(&b);
@@ -145,11 +202,11 @@ void xmpp_stanza_error(c2s_t *st, const xmpp_xml_el_t *stanza, const char *type,
         xmpp_xml_write_attr(&b, "id", *id);
     if (to)
         xmpp_xml_write_attr(&b, "from", *to);
-    if (st->jid)
+    if (st->jid && st->sess)
         xmpp_xml_write_attr(&b, "to", str_from_cstr(st->jid));
     buf_printf(&b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%.*s>", type, cond,
                (int)stanza->name.len, stanza->name.ptr);
-    c2s_write_buf(st, &b);
+    c2s_write_stanza(st, b.data, b.len);
     buf_fini(&b);
 }
 
@@ -164,17 +221,23 @@ static void c2s_features(c2s_t *st, buf_t *b)
             buf_printf(b, "<starttls xmlns='" NS_TLS "'>%s</starttls>",
                        c2s_cfg.require_tls ? "<required/>" : "");
         if (tls || !c2s_cfg.require_tls) {
-            buf_append_str(b, "<mechanisms xmlns='" NS_SASL "'>"
-                              "<mechanism>SCRAM-SHA-256</mechanism>"
-                              "<mechanism>SCRAM-SHA-1</mechanism>");
-            if (tls || c2s_cfg.plain_without_tls)
+            buf_append_str(b, "<mechanisms xmlns='" NS_SASL "'>");
+            /* Test authentication knows no password, so it takes PLAIN only. */
+            if (!c2s_cfg.test_auth)
+                buf_append_str(b, "<mechanism>SCRAM-SHA-256</mechanism>"
+                                  "<mechanism>SCRAM-SHA-1</mechanism>");
+            if (tls || c2s_cfg.plain_without_tls || c2s_cfg.test_auth)
                 buf_append_str(b, "<mechanism>PLAIN</mechanism>");
             buf_append_str(b, "</mechanisms>");
+            if (c2s_cfg.registration)
+                buf_append_str(b, "<register xmlns='" NS_REGISTER_FEATURE "'/>");
         }
     } else {
         buf_append_str(b, "<bind xmlns='" NS_BIND "'/>"
                           "<session xmlns='" NS_SESSION "'><optional/></session>"
-                          "<ver xmlns='" NS_ROSTERVER "'/>");
+                          "<ver xmlns='" NS_ROSTERVER "'/>"
+                          "<csi xmlns='" NS_CSI "'/>"
+                          "<sm xmlns='" NS_SM "'/>");
     }
     buf_append_str(b, "</stream:features>");
 }
@@ -301,6 +364,207 @@ static bool c2s_load_creds(c2s_t *st, const char *key, sasl_hash_t hash,
     return ok;
 }
 
+/* --- account changes on the user's home shard (registration, test auth) --- */
+
+typedef enum {
+    ACCT_CREATE,            /* in-band registration: fails if the account exists */
+    ACCT_CREATE_IF_MISSING, /* test authentication: nobody waits for the answer */
+    ACCT_PASSWD,            /* password change by the logged-in user */
+} c2s_acct_kind_t;
+
+typedef struct {
+    uint16_t origin;
+    uint8_t kind;
+    int rc;
+    uint64_t conn;          /* 0: no reply */
+    char *id;               /* the iq's id */
+    char *user;             /* "local@domain" */
+    char *password;         /* wiped before it is freed */
+    size_t password_len;
+} c2s_acct_op_t;
+
+static void c2s_acct_free(c2s_acct_op_t *op)
+{
+    OPENSSL_cleanse(op->password, op->password_len);
+    free(op->password);
+    free(op->user);
+    free(op->id);
+    free(op);
+}
+
+/* Origin shard: the answer for the connection that asked, if still there. */
+static void c2s_acct_done(void *ctx, const mbox_msg_t *msg)
+{
+    shard_t *sh = ctx;
+    c2s_acct_op_t *op = msg->ptr;
+    conn_t *c = op->conn ? conn_by_id(sh, op->conn) : NULL;
+    c2s_t *st = c ? conn_state(c) : NULL;
+    if (st && st->state != C2S_CLOSED) {
+        buf_t b;
+        buf_init(&b);
+        buf_printf(&b, "<iq type='%s'", op->rc == 0 ? "result" : "error");
+        xmpp_xml_write_attr(&b, "id", str_from_cstr(op->id));
+        if (op->rc == 0)
+            buf_append_str(&b, "/>");
+        else
+            buf_printf(&b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></iq>",
+                       op->rc == -EEXIST ? "cancel" : "wait",
+                       op->rc == -EEXIST ? "conflict" : "internal-server-error");
+        c2s_write_stanza(st, b.data, b.len);
+        buf_fini(&b);
+    }
+    c2s_acct_free(op);
+}
+
+static void c2s_acct_reply(shard_t *sh, c2s_acct_op_t *op)
+{
+    if (!op->conn) {
+        c2s_acct_free(op);
+        return;
+    }
+    mbox_msg_t m = { .ptr = op };
+    if (shard_call(sh, op->origin, c2s_acct_done, &m) < 0) {
+        LOG_RATELIMITED(LOG_LEVEL_WARN, "mailbox full: an account change went unanswered");
+        c2s_acct_free(op);
+    }
+}
+
+static void c2s_acct_durable(shard_t *sh, void *arg, uint64_t arg2, int rc)
+{
+    (void)arg2;
+    c2s_acct_op_t *op = arg;
+    op->rc = rc;
+    c2s_acct_reply(sh, op);
+}
+
+/* Home shard of the account. */
+static void c2s_acct_apply(void *ctx, const mbox_msg_t *msg)
+{
+    shard_t *sh = ctx;
+    c2s_acct_op_t *op = msg->ptr;
+    str_t user = str_from_cstr(op->user);
+    void *raw = NULL;
+    size_t len;
+    bool exists = stor_get(shard_storage(sh), STOR_CF_ACCOUNTS, user.ptr, user.len, &raw,
+                           &len) == 0;
+    free(raw);
+    if ((exists && op->kind != ACCT_PASSWD) || (!exists && op->kind == ACCT_PASSWD)) {
+        op->rc = exists ? -EEXIST : -ENOENT;
+        c2s_acct_reply(sh, op);
+        return;
+    }
+    buf_t v;
+    buf_init(&v);
+    op->rc = xmpp_account_encode((str_t){ op->password, op->password_len },
+                                 (uint64_t)time(NULL), &v);
+    if (op->rc == 0) {
+        stor_batch_put(shard_batch(sh), STOR_CF_ACCOUNTS, user.ptr, user.len, v.data, v.len);
+        shard_on_durable(sh, c2s_acct_durable, op, 0);
+    } else {
+        c2s_acct_reply(sh, op);
+    }
+    buf_fini(&v);
+}
+
+static void c2s_acct_request(c2s_t *st, c2s_acct_kind_t kind, const char *user, str_t password,
+                             const str_t *iq_id)
+{
+    shard_t *sh = conn_shard(st->conn);
+    c2s_acct_op_t *op = calloc(1, sizeof(*op));
+    if (!op)
+        PANIC("out of memory changing an account");
+    op->origin = (uint16_t)shard_id(sh);
+    op->kind = (uint8_t)kind;
+    op->conn = iq_id ? conn_id(st->conn) : 0;
+    op->id = iq_id ? strndup(iq_id->ptr, iq_id->len) : NULL;
+    op->user = strdup(user);
+    op->password = malloc(password.len + 1);
+    memcpy(op->password, password.ptr, password.len);
+    op->password_len = password.len;
+    route_t home = route_user(user, strlen(user), shard_count(sh));
+    mbox_msg_t m = { .ptr = op };
+    if (shard_call(sh, home.shard, c2s_acct_apply, &m) < 0) {
+        op->rc = -EAGAIN;
+        c2s_acct_done(sh, &m);
+    }
+}
+
+/* XEP-0077 before authentication: the form, and account creation. */
+static void c2s_register_pre_auth(c2s_t *st, const xmpp_xml_el_t *iq, const xmpp_xml_el_t *q)
+{
+    const str_t *type = xmpp_xml_attr(iq, "type");
+    const str_t *id = xmpp_xml_attr(iq, "id");
+    if (!type || !id) {
+        xmpp_stanza_error(st, iq, "modify", "bad-request");
+        return;
+    }
+    if (str_eq_cstr(*type, "get")) {
+        xmpp_iq_result(st, iq, "<query xmlns='" NS_REGISTER "'>"
+                               "<instructions>Choose a username and password.</instructions>"
+                               "<username/><password/></query>");
+        return;
+    }
+    if (!str_eq_cstr(*type, "set")) {
+        xmpp_stanza_error(st, iq, "modify", "bad-request");
+        return;
+    }
+    str_t username = xmpp_xml_child_text(q, "username", NS_REGISTER);
+    str_t password = xmpp_xml_child_text(q, "password", NS_REGISTER);
+    char key[XMPP_JID_MAX_BYTES + 1], prepared[SASL_PASSWORD_MAX_BYTES];
+    size_t plen;
+    if (xmpp_xml_child(q, "remove", NS_REGISTER)) {
+        xmpp_stanza_error(st, iq, "auth", "not-authorized");
+        return;
+    }
+    /* XEP-0077 §3.1: a missing or unusable field is not-acceptable. */
+    if (!username.len || !password.len || c2s_account_key(username, key, sizeof(key)) < 0 ||
+        sasl_password_prepare(password.ptr, password.len, prepared, sizeof(prepared), &plen) < 0) {
+        xmpp_stanza_error(st, iq, "modify", "not-acceptable");
+        return;
+    }
+    OPENSSL_cleanse(prepared, sizeof(prepared));
+    c2s_acct_request(st, ACCT_CREATE, key, password, id);
+}
+
+void xmpp_register_iq(c2s_t *st, const xmpp_xml_el_t *iq, const xmpp_xml_el_t *q)
+{
+    const str_t *type = xmpp_xml_attr(iq, "type");
+    const str_t *id = xmpp_xml_attr(iq, "id");
+    if (!c2s_cfg.registration) {
+        xmpp_stanza_error(st, iq, "cancel", "service-unavailable");
+        return;
+    }
+    if (type && str_eq_cstr(*type, "get")) {
+        buf_t b;
+        buf_init(&b);
+        buf_append_str(&b, "<query xmlns='" NS_REGISTER "'><registered/><username>");
+        xmpp_xml_write_text(&b, (str_t){ st->jid, (size_t)(strchr(st->jid, '@') - st->jid) });
+        buf_append_str(&b, "</username><password/></query>");
+        buf_append(&b, "", 1);
+        xmpp_iq_result(st, iq, b.data);
+        buf_fini(&b);
+        return;
+    }
+    str_t username = xmpp_xml_child_text(q, "username", NS_REGISTER);
+    str_t password = xmpp_xml_child_text(q, "password", NS_REGISTER);
+    char key[XMPP_JID_MAX_BYTES + 1], prepared[SASL_PASSWORD_MAX_BYTES];
+    size_t plen;
+    if (xmpp_xml_child(q, "remove", NS_REGISTER)) {
+        /* Cancelling an account from a client is left to the operator. */
+        xmpp_stanza_error(st, iq, "cancel", "not-allowed");
+        return;
+    }
+    /* XEP-0077 §3.3: a password change names the user's own username. */
+    if (!username.len || !password.len || c2s_account_key(username, key, sizeof(key)) < 0 ||
+        strlen(key) != st->bare_len || memcmp(key, st->jid, st->bare_len) ||
+        sasl_password_prepare(password.ptr, password.len, prepared, sizeof(prepared), &plen) < 0) {
+        xmpp_stanza_error(st, iq, "modify", "bad-request");
+        return;
+    }
+    OPENSSL_cleanse(prepared, sizeof(prepared));
+    c2s_acct_request(st, ACCT_PASSWD, key, password, id);
+}
+
 static xmpp_xml_verdict_t c2s_auth_success(c2s_t *st, const char *key, const char *extra,
                                            size_t extra_len)
 {
@@ -345,7 +609,8 @@ static xmpp_xml_verdict_t c2s_auth(c2s_t *st, const xmpp_xml_el_t *el)
     if (mech_attr && sasl_mech_from_name(*mech_attr, &mech) == 0)
         st->mech = (uint8_t)mech;
     if (!mech_attr || sasl_mech_from_name(*mech_attr, &mech) < 0 ||
-        (mech == SASL_MECH_PLAIN && !tls && !c2s_cfg.plain_without_tls)) {
+        (mech == SASL_MECH_PLAIN && !tls && !c2s_cfg.plain_without_tls && !c2s_cfg.test_auth) ||
+        (mech != SASL_MECH_PLAIN && c2s_cfg.test_auth)) {
         c2s_sasl_failure(st, SASL_FAIL_INVALID_MECHANISM, NULL);
         return XMPP_XML_CONTINUE;
     }
@@ -361,6 +626,12 @@ static xmpp_xml_verdict_t c2s_auth(c2s_t *st, const xmpp_xml_el_t *el)
         if (sasl_plain_parse((const char *)msg, len, &authzid, &authcid, &password) < 0) {
             c2s_sasl_failure(st, SASL_FAIL_MALFORMED_REQUEST, NULL);
             return XMPP_XML_CONTINUE;
+        }
+        if (c2s_cfg.test_auth && c2s_account_key(authcid, key, sizeof(key)) > 0) {
+            /* Any password; an unknown account is created with this one. */
+            if (!c2s_load_creds(st, key, SASL_HASH_SHA256, &creds, &disabled))
+                c2s_acct_request(st, ACCT_CREATE_IF_MISSING, key, password, NULL);
+            return c2s_auth_success(st, key, NULL, 0);
         }
         if (c2s_account_key(authcid, key, sizeof(key)) < 0 ||
             !c2s_load_creds(st, key, SASL_HASH_SHA256, &creds, &disabled) ||
@@ -446,6 +717,13 @@ static xmpp_xml_verdict_t c2s_negotiate(c2s_t *st, const xmpp_xml_el_t *el)
     }
     if (st->state == C2S_NEGOTIATE && xmpp_xml_is(el, "auth", NS_SASL))
         return c2s_auth(st, el);
+    const xmpp_xml_el_t *reg = xmpp_xml_is(el, "iq", NS_CLIENT) && el->child_count == 1
+                                   ? xmpp_xml_child(el, "query", NS_REGISTER) : NULL;
+    if (st->state == C2S_NEGOTIATE && reg && c2s_cfg.registration &&
+        (conn_is_tls(st->conn) || !c2s_cfg.require_tls)) {
+        c2s_register_pre_auth(st, el, reg);
+        return XMPP_XML_CONTINUE;
+    }
     if (st->state == C2S_SASL && xmpp_xml_is(el, "response", NS_SASL))
         return c2s_response(st, el);
     if (st->state == C2S_SASL && xmpp_xml_is(el, "abort", NS_SASL)) {
@@ -506,14 +784,30 @@ static xmpp_xml_verdict_t c2s_on_stanza(void *ctx, const xmpp_xml_el_t *el)
             c2s_bind(st, el);
             return XMPP_XML_CONTINUE;
         }
+        if (xmpp_xml_is(el, "resume", NS_SM)) {
+            if (xmpp_sm_resume(st, el))
+                st->state = C2S_BOUND;
+            return XMPP_XML_CONTINUE;
+        }
+        if (xmpp_xml_is(el, "enable", NS_SM)) {
+            /* XEP-0198 §3: only after binding. */
+            c2s_write_str(st, "<failed xmlns='" NS_SM "'><unexpected-request xmlns='" NS_STANZAS
+                              "'/></failed>");
+            return XMPP_XML_CONTINUE;
+        }
         /* RFC 6120 §7.3: stanzas before binding. */
         c2s_stream_error(st, XMPP_XML_COND_NOT_AUTHORIZED, NULL);
         return XMPP_XML_STOP;
     }
     case C2S_BOUND:
+        if (el->ns.len && (str_eq_cstr(el->ns, NS_SM) || str_eq_cstr(el->ns, NS_CSI))) {
+            xmpp_sm_nonza(st, el);
+            return st->state == C2S_CLOSED ? XMPP_XML_STOP : XMPP_XML_CONTINUE;
+        }
         if (el->name.len)
             metric_inc(shard_metrics(conn_shard(st->conn)),
                        (metric_id_t)(xmpp_mid.stanzas_in + xmpp_stanza_kind(el->name.ptr[0])));
+        xmpp_sm_count_in(st);
         xmpp_sm_stanza(st, el);
         return st->state == C2S_CLOSED ? XMPP_XML_STOP : XMPP_XML_CONTINUE;
     default:
@@ -531,6 +825,7 @@ static void c2s_on_closed(void *ctx)
     xmpp_xml_write_stream_close(&b);
     c2s_write_buf(st, &b);
     buf_fini(&b);
+    st->clean_end = true;   /* XEP-0198 §5: a closed stream is not resumed */
     st->state = C2S_CLOSED;
     conn_close(st->conn, true);
 }
@@ -565,13 +860,14 @@ static void c2s_open(conn_t *c)
         return;
     }
     st->conn = c;
-    xmpp_xml_init(&st->xml, NULL, &c2s_xml_cbs, st);
+    xmpp_xml_init(&st->xml, &c2s_limits, &c2s_xml_cbs, st);
     conn_set_state(c, st);
 }
 
 static int c2s_data(conn_t *c, const char *data, size_t len)
 {
     c2s_t *st = conn_state(c);
+    st->ping_out = false;
     while (len > 0 && st->state != C2S_CLOSED) {
         ssize_t used = xmpp_xml_feed(&st->xml, data, len);
         if (used < 0)
@@ -612,6 +908,29 @@ static void c2s_shutdown(conn_t *c)
     c2s_stream_error(st, XMPP_XML_COND_SYSTEM_SHUTDOWN, NULL);
 }
 
+/* Silent for the idle timeout: a bound client gets an XEP-0199 ping and one
+ * more timeout to answer; then (or before binding) connection-timeout. */
+static bool c2s_idle(conn_t *c)
+{
+    c2s_t *st = conn_state(c);
+    if (!st)
+        return false;
+    if (st->state == C2S_BOUND && !st->ping_out) {
+        st->ping_out = true;
+        buf_t b;
+        buf_init(&b);
+        buf_append_str(&b, "<iq type='get' id='idle-ping'");
+        xmpp_xml_write_attr(&b, "from", str_from_cstr(c2s_cfg.domain));
+        xmpp_xml_write_attr(&b, "to", str_from_cstr(st->jid));
+        buf_append_str(&b, "><ping xmlns='" NS_PING "'/></iq>");
+        c2s_write_stanza(st, b.data, b.len);
+        buf_fini(&b);
+        return true;
+    }
+    c2s_stream_error(st, XMPP_XML_COND_CONNECTION_TIMEOUT, NULL);
+    return false;
+}
+
 static void c2s_close(conn_t *c)
 {
     c2s_t *st = conn_state(c);
@@ -635,5 +954,6 @@ const conn_proto_t xmpp_c2s_proto = {
     .on_open = c2s_open,
     .on_data = c2s_data,
     .on_shutdown = c2s_shutdown,
+    .on_idle = c2s_idle,
     .on_close = c2s_close,
 };

@@ -11,7 +11,7 @@
 
 #include "engine/shard.h"
 
-typedef struct {
+typedef struct xmpp_c2s_config {
     const char *domain;         /* the one domain served, canonical */
     tls_ctx_t *tls;             /* NULL: no STARTTLS offered */
     bool require_tls;           /* refuse authentication before TLS */

@@ -27,6 +27,18 @@
 #define NS_PING "urn:xmpp:ping"
 #define NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define NS_ROSTERVER "urn:xmpp:features:rosterver"
+#define NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define NS_SM "urn:xmpp:sm:3"
+#define NS_CSI "urn:xmpp:csi:0"
+#define NS_CARBONS "urn:xmpp:carbons:2"
+#define NS_FORWARD "urn:xmpp:forward:0"
+#define NS_HINTS "urn:xmpp:hints"
+#define NS_BLOCKING "urn:xmpp:blocking"
+#define NS_BLOCKING_ERRORS "urn:xmpp:blocking:errors"
+#define NS_VCARD "vcard-temp"
+#define NS_REGISTER "jabber:iq:register"
+#define NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
+#define NS_CAPS "http://jabber.org/protocol/caps"
 
 typedef struct xmpp_sess xmpp_sess_t;
 
@@ -48,6 +60,9 @@ typedef struct {
     bool authed;
     bool tls_pending;       /* <proceed/> sent: TLS starts after this feed */
     bool move_pending;      /* authenticated elsewhere: hand over after this feed */
+    bool clean_end;         /* the stream ended with a close or an error: not resumable */
+    bool ping_out;          /* an idle probe is unanswered */
+    uint8_t auth_failures;
     uint16_t bare_len;      /* of jid */
     sasl_hash_t scram_hash;
     uint8_t mech;           /* sasl_mech_t of the exchange under way */
@@ -66,11 +81,15 @@ typedef struct {
     metric_id_t presence_deliveries, offline_stored, offline_delivered, offline_refused;
     metric_id_t stream_errors;                  /* + xmpp_xml_cond_t */
     metric_id_t sessions;
+    metric_id_t sessions_resumed, sessions_detached;
+    metric_id_t carbons, blocked;
 } xmpp_metric_ids_t;
 
 extern xmpp_metric_ids_t xmpp_mid;
 unsigned xmpp_stanza_kind(char stanza);         /* 'm' 'p' 'i' -> 0 1 2 */
 const char *xmpp_domain(void);
+/* The configuration xmpp_c2s_configure was given (domain canonical). */
+const struct xmpp_c2s_config *xmpp_config(void);
 
 /* Writes bytes to the client (queued on its connection). */
 void c2s_write(c2s_t *st, const void *data, size_t len);
@@ -81,10 +100,30 @@ static inline void c2s_write_buf(c2s_t *st, const buf_t *b)
 /* Stream error and close (RFC 6120 §4.9). */
 void c2s_stream_error(c2s_t *st, xmpp_xml_cond_t cond, const char *text);
 
+/* A stanza for the client: counted and kept for XEP-0198 once the session
+ * has stream management, plain bytes before. */
+void c2s_write_stanza(c2s_t *st, const void *data, size_t len);
+
 /* Session manager (home shard). */
 int xmpp_sm_bind(c2s_t *st, const char *resource, size_t len);   /* 0 or -errno */
 void xmpp_sm_stanza(c2s_t *st, const xmpp_xml_el_t *stanza);
-void xmpp_sm_unbind(c2s_t *st);         /* connection gone: unavailable, forget */
+/* A top-level element of the XEP-0198 or XEP-0352 namespaces after binding. */
+void xmpp_sm_nonza(c2s_t *st, const xmpp_xml_el_t *el);
+/* Counts a stanza received from a stream-managed session. */
+void xmpp_sm_count_in(c2s_t *st);
+/* <resume/> after authentication (XEP-0198 §5): true when the session was
+ * taken over (the connection is then bound). */
+bool xmpp_sm_resume(c2s_t *st, const xmpp_xml_el_t *el);
+/* Connection gone: a stream-managed session with resumption waits for a new
+ * connection, any other is ended (unavailable, forgotten). */
+void xmpp_sm_unbind(c2s_t *st);
+/* Writes a stanza to a session (after binding). */
+void xmpp_sess_write(xmpp_sess_t *s, const void *data, size_t len);
+
+/* A result to an iq (payload NULL: empty), from the iq's 'to'. */
+void xmpp_iq_result(c2s_t *st, const xmpp_xml_el_t *iq, const char *payload);
+/* jabber:iq:register after binding (XEP-0077 §3.3: password change). */
+void xmpp_register_iq(c2s_t *st, const xmpp_xml_el_t *iq, const xmpp_xml_el_t *q);
 
 /* An error reply to a stanza (RFC 6120 §8.3): type and condition. */
 void xmpp_stanza_error(c2s_t *st, const xmpp_xml_el_t *stanza, const char *type,

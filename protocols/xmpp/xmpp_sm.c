@@ -1,35 +1,63 @@
 /*
  * xmpp_sm.c - the XMPP session manager on each shard: the users homed here,
- * their sessions (bound resources), their contact lists and subscription
- * states (engine/sub.h, stored with engine/contact.h), presence and routing
- * (RFC 6121).
+ * their sessions (bound resources), their contact lists, subscription states
+ * and block lists, presence and routing (RFC 6121).
  *
  * Every user lives on its home shard; a stanza for a user is a mailbox
  * message to that shard carrying the serialised stanza, which the home shard
  * delivers to the user's connections (they were handed to it at login). The
  * item comes back to its sender for release (STYLE.md, Memory).
  *
- * Users are kept in memory while they have sessions or were touched by a
- * subscription change; their contact list is loaded from storage on first
- * use and written through the shard's per-turn batch.
+ * Presence fan-out (DESIGN.md §3): each contact record carries whether the
+ * contact is known to be online. A change goes to the online watchers only,
+ * as one mailbox message per destination shard listing the watchers there;
+ * the destination renders one stanza per session. The flags are learned from
+ * probes, from the answers to the initial broadcast (which goes to every
+ * subscriber) and from unavailable presence, and corrected lazily: a
+ * destination that finds a listed watcher offline says so.
+ *
+ * Users are kept in memory while they have sessions; their contact list is
+ * loaded from storage on first use and written through the shard's per-turn
+ * batch. A user without sessions is forgotten once a turn's work on it ends.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "engine/contact.h"
 #include "engine/log.h"
 #include "engine/route.h"
 #include "engine/sub.h"
+#include "protocols/xmpp/xmpp_c2s.h"
 #include "protocols/xmpp/xmpp_int.h"
 #include "protocols/xmpp/xmpp_jid.h"
+
+/* Messages kept per user while it is away: beyond this the sender gets an
+ * error rather than the store growing without bound. */
+#define SM_OFFLINE_MAX 1000
+/* Block list entries per user (XEP-0191 leaves the bound to the server). */
+#define SM_BLOCKED_MAX 1000
+/* Unacknowledged stanzas per stream-managed session (XEP-0198): a client
+ * that never acknowledges is disconnected rather than held in memory. */
+#define SM_UNACKED_MAX 5000
+/* Ask for an acknowledgement every this many unacknowledged stanzas. */
+#define SM_REQUEST_EVERY 8
+/* Presences held for an inactive client (XEP-0352) before they are flushed
+ * anyway; one per sender, the latest wins. */
+#define SM_HELD_MAX 256
+/* vCard size (XEP-0054): also bounded by the stanza size. */
+#define SM_VCARD_MAX (64 * 1024)
 
 /* --- per-shard tables --- */
 
 typedef struct sm_contact {
     char *key;                  /* contact's bare JID */
     sub_state_t sub;
+    bool online;                /* known to have an available session */
+    uint16_t home;              /* the contact's home shard */
     char *name;                 /* NULL: none */
     char **groups;
     unsigned n_groups;
@@ -43,17 +71,44 @@ typedef struct sm_user {
     sm_contact_t *contacts;
     unsigned n_contacts, cap_contacts;
     uint64_t roster_ver;
+    char **blocked;             /* XEP-0191 entries: domain, bare or full JIDs */
+    unsigned n_blocked;
 } sm_user_t;
+
+typedef struct sm_out {         /* a stanza not yet acknowledged (XEP-0198) */
+    struct sm_out *next;
+    uint32_t len;
+    char is_message;            /* goes to offline storage if the session ends */
+    char bytes[];
+} sm_out_t;
+
+typedef struct {                /* a presence held for an inactive client */
+    char *from;
+    buf_t bytes;
+} sm_held_t;
 
 struct xmpp_sess {
     xmpp_sess_t *next;
     sm_user_t *user;
-    c2s_t *c2s;
+    c2s_t *c2s;                 /* NULL while waiting for resumption */
     char *resource;
+    char *full;                 /* the full JID */
     int priority;
     bool available;             /* sent initial presence */
     bool interested;            /* asked for the roster: gets pushes */
-    buf_t presence;             /* last available presence, as broadcast */
+    bool blocklist_interested;  /* asked for the block list: gets its pushes */
+    bool carbons;               /* XEP-0280 */
+    bool inactive;              /* XEP-0352 */
+    bool sm_enabled, sm_resumable;
+    uint32_t h_in, h_out, h_acked;
+    sm_out_t *unacked, *unacked_tail;
+    unsigned n_unacked;
+    char sm_id[24];
+    timer_ent_t resume_timer;
+    shard_t *shard;
+    sm_held_t *held;
+    unsigned n_held;
+    buf_t presence;             /* last available presence, as broadcast, without 'to' */
 };
 
 typedef struct {
@@ -62,22 +117,34 @@ typedef struct {
     unsigned n_users;
 } sm_t;
 
+static void sm_contact_free(sm_contact_t *c)
+{
+    free(c->key);
+    free(c->name);
+    for (unsigned g = 0; g < c->n_groups; g++)
+        free(c->groups[g]);
+    free(c->groups);
+}
+
+static void sm_user_free(sm_user_t *u)
+{
+    for (unsigned k = 0; k < u->n_contacts; k++)
+        sm_contact_free(&u->contacts[k]);
+    free(u->contacts);
+    for (unsigned k = 0; k < u->n_blocked; k++)
+        free(u->blocked[k]);
+    free(u->blocked);
+    free(u->key);
+    free(u);
+}
+
 static void sm_fini(void *p)
 {
     sm_t *sm = p;
     for (unsigned i = 0; i < sm->n_buckets; i++) {
         for (sm_user_t *u = sm->buckets[i], *n; u; u = n) {
             n = u->next;
-            for (unsigned k = 0; k < u->n_contacts; k++) {
-                free(u->contacts[k].key);
-                free(u->contacts[k].name);
-                for (unsigned g = 0; g < u->contacts[k].n_groups; g++)
-                    free(u->contacts[k].groups[g]);
-                free(u->contacts[k].groups);
-            }
-            free(u->contacts);
-            free(u->key);
-            free(u);
+            sm_user_free(u);
         }
     }
     free(sm->buckets);
@@ -89,13 +156,34 @@ static sm_t *sm_of(shard_t *sh)
     sm_t *sm = shard_slot(sh, SHARD_SLOT_XMPP);
     if (!sm) {
         sm = calloc(1, sizeof(*sm));
-        sm->n_buckets = 1024;
+        if (!sm)
+            PANIC("out of memory creating the session manager");
+        sm->n_buckets = 4096;
         sm->buckets = calloc(sm->n_buckets, sizeof(*sm->buckets));
-        if (!sm || !sm->buckets)
+        if (!sm->buckets)
             PANIC("out of memory creating the session manager");
         shard_set_slot(sh, SHARD_SLOT_XMPP, sm, sm_fini);
     }
     return sm;
+}
+
+static void sm_grow(sm_t *sm)
+{
+    unsigned n = sm->n_buckets * 2;
+    sm_user_t **nb = calloc(n, sizeof(*nb));
+    if (!nb)
+        return;     /* longer chains, still correct */
+    for (unsigned i = 0; i < sm->n_buckets; i++) {
+        for (sm_user_t *u = sm->buckets[i], *next; u; u = next) {
+            next = u->next;
+            unsigned b = (unsigned)(route_hash(u->key, strlen(u->key)) % n);
+            u->next = nb[b];
+            nb[b] = u;
+        }
+    }
+    free(sm->buckets);
+    sm->buckets = nb;
+    sm->n_buckets = n;
 }
 
 static sm_user_t *sm_find(sm_t *sm, str_t key, bool create)
@@ -107,20 +195,80 @@ static sm_user_t *sm_find(sm_t *sm, str_t key, bool create)
     if (!create)
         return NULL;
     sm_user_t *u = calloc(1, sizeof(*u));
-    u->key = strndup(key.ptr, key.len);
-    if (!u || !u->key)
+    if (!u || !(u->key = strndup(key.ptr, key.len)))
         PANIC("out of memory adding a user");
     u->next = sm->buckets[b];
     sm->buckets[b] = u;
-    sm->n_users++;
+    if (++sm->n_users > sm->n_buckets)
+        sm_grow(sm);
     return u;
 }
 
-/* --- contacts --- */
+/* A user without sessions costs nothing between turns: its records are in
+ * storage and come back on next use. */
+static void sm_forget_if_idle(shard_t *sh, sm_user_t *u)
+{
+    if (!u || u->sessions)
+        return;
+    sm_t *sm = sm_of(sh);
+    unsigned b = (unsigned)(route_hash(u->key, strlen(u->key)) % sm->n_buckets);
+    for (sm_user_t **p = &sm->buckets[b]; *p; p = &(*p)->next) {
+        if (*p == u) {
+            *p = u->next;
+            sm->n_users--;
+            sm_user_free(u);
+            return;
+        }
+    }
+}
+
+/* "local@domain/res" -> "domain" */
+static str_t sm_domain_of(str_t jid)
+{
+    const char *at = memchr(jid.ptr, '@', jid.len);
+    const char *start = at ? at + 1 : jid.ptr;
+    size_t rest = jid.len - (size_t)(start - jid.ptr);
+    const char *slash = memchr(start, '/', rest);
+    return (str_t){ start, slash ? (size_t)(slash - start) : rest };
+}
+
+static str_t sm_bare_of(str_t jid)
+{
+    const char *slash = memchr(jid.ptr, '/', jid.len);
+    return (str_t){ jid.ptr, slash ? (size_t)(slash - jid.ptr) : jid.len };
+}
+
+/* --- contacts and block lists --- */
+
+static uint16_t sm_home_of(shard_t *sh, str_t bare)
+{
+    return (uint16_t)route_user(bare.ptr, bare.len, shard_count(sh)).shard;
+}
+
+static sm_contact_t *sm_contact_add(shard_t *sh, sm_user_t *u, str_t key)
+{
+    if (u->n_contacts == u->cap_contacts) {
+        u->cap_contacts = u->cap_contacts ? u->cap_contacts * 2 : 16;
+        u->contacts = realloc(u->contacts, sizeof(*u->contacts) * u->cap_contacts);
+        if (!u->contacts)
+            PANIC("out of memory adding a contact");
+    }
+    sm_contact_t *c = &u->contacts[u->n_contacts++];
+    memset(c, 0, sizeof(*c));
+    c->key = strndup(key.ptr, key.len);
+    c->home = sm_home_of(sh, key);
+    return c;
+}
+
+typedef struct {
+    shard_t *sh;
+    sm_user_t *u;
+} sm_load_ctx_t;
 
 static int sm_load_one(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    sm_user_t *u = ctx;
+    sm_load_ctx_t *l = ctx;
+    sm_user_t *u = l->u;
     str_t user, ck;
     contact_t c;
     if (contact_key_split(key, klen, &user, &ck) < 0) {
@@ -131,15 +279,7 @@ static int sm_load_one(void *ctx, const void *key, size_t klen, const void *val,
         LOG_RATELIMITED(LOG_LEVEL_ERROR, "damaged contact record for %s", u->key);
         return 0;
     }
-    if (u->n_contacts == u->cap_contacts) {
-        u->cap_contacts = u->cap_contacts ? u->cap_contacts * 2 : 16;
-        u->contacts = realloc(u->contacts, sizeof(*u->contacts) * u->cap_contacts);
-        if (!u->contacts)
-            PANIC("out of memory loading contacts");
-    }
-    sm_contact_t *sc = &u->contacts[u->n_contacts++];
-    memset(sc, 0, sizeof(*sc));
-    sc->key = strndup(ck.ptr, ck.len);
+    sm_contact_t *sc = sm_contact_add(l->sh, u, ck);
     sc->sub = c.sub;
     sc->name = c.name.len ? strndup(c.name.ptr, c.name.len) : NULL;
     if (c.n_groups) {
@@ -151,6 +291,34 @@ static int sm_load_one(void *ctx, const void *key, size_t klen, const void *val,
     return 0;
 }
 
+static void sm_blocked_add(sm_user_t *u, str_t jid)
+{
+    u->blocked = realloc(u->blocked, sizeof(char *) * (u->n_blocked + 1));
+    if (!u->blocked)
+        PANIC("out of memory adding a block list entry");
+    u->blocked[u->n_blocked++] = strndup(jid.ptr, jid.len);
+}
+
+static int sm_load_blocked_one(void *ctx, const void *key, size_t klen, const void *val,
+                               size_t vlen)
+{
+    sm_user_t *u = ctx;
+    (void)val;
+    (void)vlen;
+    size_t ul = strlen(u->key) + 1;
+    if (klen > ul)
+        sm_blocked_add(u, (str_t){ (const char *)key + ul, klen - ul });
+    return 0;
+}
+
+/* The block list key: "user\0jid" in the privacy column family. */
+static void sm_blocked_key(buf_t *k, const char *user, str_t jid)
+{
+    buf_append(k, user, strlen(user));
+    buf_append(k, "", 1);
+    buf_append(k, jid.ptr, jid.len);
+}
+
 static void sm_load_contacts(shard_t *sh, sm_user_t *u)
 {
     if (u->contacts_loaded)
@@ -158,8 +326,13 @@ static void sm_load_contacts(shard_t *sh, sm_user_t *u)
     buf_t prefix;
     buf_init(&prefix);
     contact_version_key(str_from_cstr(u->key), &prefix);
+    sm_load_ctx_t l = { sh, u };
     stor_scan_prefix(shard_storage(sh), STOR_CF_ROSTERS, prefix.data, prefix.len, sm_load_one,
-                     u);
+                     &l);
+    prefix.len = 0;
+    sm_blocked_key(&prefix, u->key, (str_t){ "", 0 });
+    stor_scan_prefix(shard_storage(sh), STOR_CF_PRIVACY, prefix.data, prefix.len,
+                     sm_load_blocked_one, u);
     buf_fini(&prefix);
     u->contacts_loaded = true;
 }
@@ -173,27 +346,22 @@ static sm_contact_t *sm_contact(sm_user_t *u, str_t key)
     return NULL;
 }
 
-static sm_contact_t *sm_contact_add(sm_user_t *u, str_t key)
+static int sm_blocked_index(const sm_user_t *u, str_t jid)
 {
-    if (u->n_contacts == u->cap_contacts) {
-        u->cap_contacts = u->cap_contacts ? u->cap_contacts * 2 : 16;
-        u->contacts = realloc(u->contacts, sizeof(*u->contacts) * u->cap_contacts);
-        if (!u->contacts)
-            PANIC("out of memory adding a contact");
-    }
-    sm_contact_t *c = &u->contacts[u->n_contacts++];
-    memset(c, 0, sizeof(*c));
-    c->key = strndup(key.ptr, key.len);
-    return c;
+    for (unsigned i = 0; i < u->n_blocked; i++)
+        if (str_eq_cstr(jid, u->blocked[i]))
+            return (int)i;
+    return -1;
 }
 
-static void sm_contact_free(sm_contact_t *c)
+/* XEP-0191 §3.5: an entry blocks the JID itself, and a bare or domain entry
+ * everything under it. */
+static bool sm_blocks(const sm_user_t *u, str_t jid)
 {
-    free(c->key);
-    free(c->name);
-    for (unsigned g = 0; g < c->n_groups; g++)
-        free(c->groups[g]);
-    free(c->groups);
+    if (!u->n_blocked || !jid.len)
+        return false;
+    return sm_blocked_index(u, jid) >= 0 || sm_blocked_index(u, sm_bare_of(jid)) >= 0 ||
+           sm_blocked_index(u, sm_domain_of(jid)) >= 0;
 }
 
 static uint64_t sm_next_version(void)
@@ -269,14 +437,113 @@ static void sm_push(sm_user_t *u, const sm_contact_t *c, bool removed)
             continue;
         b.len = 0;
         buf_printf(&b, "<iq type='set' id='push%llu'", (unsigned long long)u->roster_ver);
-        xmpp_xml_write_attr(&b, "to", str_from_cstr(s->c2s->jid));
+        xmpp_xml_write_attr(&b, "to", str_from_cstr(s->full));
         buf_printf(&b, "><query xmlns='" NS_ROSTER "' ver='%llu'>",
                    (unsigned long long)u->roster_ver);
         sm_write_item(&b, c, removed);
         buf_append_str(&b, "</query></iq>");
-        c2s_write_buf(s->c2s, &b);
+        xmpp_sess_write(s, b.data, b.len);
     }
     buf_fini(&b);
+}
+
+/* --- writing to sessions: stream management (XEP-0198), client state (XEP-0352) --- */
+
+static void sm_sess_write_raw(xmpp_sess_t *s, const void *data, size_t len, bool is_message)
+{
+    if (s->sm_enabled) {
+        if (s->n_unacked >= SM_UNACKED_MAX) {
+            if (s->c2s)
+                c2s_stream_error(s->c2s, XMPP_XML_COND_RESOURCE_CONSTRAINT,
+                                 "too many unacknowledged stanzas");
+            return;
+        }
+        sm_out_t *o = malloc(sizeof(*o) + len);
+        if (!o)
+            PANIC("out of memory queueing a stanza");
+        o->next = NULL;
+        o->len = (uint32_t)len;
+        o->is_message = is_message;
+        memcpy(o->bytes, data, len);
+        if (s->unacked_tail)
+            s->unacked_tail->next = o;
+        else
+            s->unacked = o;
+        s->unacked_tail = o;
+        s->n_unacked++;
+        s->h_out++;
+    }
+    if (s->c2s) {
+        c2s_write(s->c2s, data, len);
+        if (s->sm_enabled && s->n_unacked % SM_REQUEST_EVERY == 0)
+            c2s_write(s->c2s, "<r xmlns='" NS_SM "'/>", sizeof("<r xmlns='" NS_SM "'/>") - 1);
+    }
+}
+
+static void sm_held_flush(xmpp_sess_t *s)
+{
+    unsigned n = s->n_held;
+    sm_held_t *held = s->held;
+    s->held = NULL;
+    s->n_held = 0;
+    for (unsigned i = 0; i < n; i++) {
+        sm_sess_write_raw(s, held[i].bytes.data, held[i].bytes.len, false);
+        free(held[i].from);
+        buf_fini(&held[i].bytes);
+    }
+    free(held);
+}
+
+void xmpp_sess_write(xmpp_sess_t *s, const void *data, size_t len)
+{
+    /* Anything but presence goes out now, after what was held, so that the
+     * client sees stanzas in the order they were sent. */
+    if (s->n_held)
+        sm_held_flush(s);
+    sm_sess_write_raw(s, data, len, len > 8 && !memcmp(data, "<message", 8));
+}
+
+/* A presence from `from` for s: held while the client is inactive (only the
+ * latest per sender matters to it). */
+static void sm_sess_presence(xmpp_sess_t *s, str_t from, const void *data, size_t len)
+{
+    if (!s->inactive) {
+        sm_sess_write_raw(s, data, len, false);
+        return;
+    }
+    for (unsigned i = 0; i < s->n_held; i++) {
+        if (str_eq_cstr(from, s->held[i].from)) {
+            s->held[i].bytes.len = 0;
+            buf_append(&s->held[i].bytes, data, len);
+            return;
+        }
+    }
+    if (s->n_held >= SM_HELD_MAX)
+        sm_held_flush(s);
+    s->held = realloc(s->held, sizeof(*s->held) * (s->n_held + 1));
+    if (!s->held)
+        PANIC("out of memory holding a presence");
+    sm_held_t *h = &s->held[s->n_held++];
+    h->from = strndup(from.ptr, from.len);
+    buf_init(&h->bytes);
+    buf_append(&h->bytes, data, len);
+}
+
+/* Acknowledged up to h (XEP-0198 §4): those leave the queue. */
+static void sm_acked(xmpp_sess_t *s, uint32_t h)
+{
+    uint32_t n = h - s->h_acked;
+    if (n > s->n_unacked)
+        n = s->n_unacked;
+    for (uint32_t i = 0; i < n; i++) {
+        sm_out_t *o = s->unacked;
+        s->unacked = o->next;
+        free(o);
+        s->n_unacked--;
+    }
+    if (!s->unacked)
+        s->unacked_tail = NULL;
+    s->h_acked += n;
 }
 
 /* --- routing between shards --- */
@@ -285,18 +552,31 @@ typedef enum {
     ITEM_STANZA,        /* deliver bytes to the target's sessions per RFC 6121 §8.5 */
     ITEM_PROBE,         /* a presence probe from `from` */
     ITEM_SUB,           /* an inbound subscription stanza; sub_event in `event` */
+    ITEM_FANOUT,        /* presence from `from` for the watchers listed in targets */
+    ITEM_ONLINE,        /* targets (contacts of `to`) have available sessions */
+    ITEM_OFFLINE,       /* targets (contacts of `to`) have none */
 } sm_item_kind_t;
+
+enum {
+    ITEM_F_CARBON = 1,      /* a message XEP-0280 copies */
+    ITEM_F_INITIAL = 2,     /* fan-out of an initial presence: answer with ITEM_ONLINE */
+    ITEM_F_LAST = 4,        /* fan-out of the sender's last unavailable resource */
+    ITEM_F_VCARD_GET = 8,   /* an iq get for a vCard (the server answers for the bare JID) */
+    ITEM_F_DISCO_GET = 16,  /* an iq get for disco#info */
+};
 
 typedef struct {
     uint16_t origin;
     uint8_t kind;
     uint8_t event;
     uint8_t stanza;     /* 'm'essage, 'p'resence, 'i'q */
+    uint8_t flags;
     char *to;           /* full or bare JID of the target */
     char *from;         /* full JID of the sender */
     char *id;           /* the stanza's id, for an error bounced back (may be NULL) */
     char type[12];      /* the stanza's type attribute ("" if none) */
-    size_t len;
+    size_t len;         /* of the stanza in bytes */
+    size_t tlen;        /* of the NUL-terminated JIDs after it (fan-out lists) */
     char bytes[];
 } sm_item_t;
 
@@ -312,42 +592,56 @@ static void sm_item_release(void *ctx, const mbox_msg_t *msg)
 
 static void sm_item_arrive(void *ctx, const mbox_msg_t *msg);
 
-static void sm_send_item_el(shard_t *sh, sm_item_kind_t kind, char stanza, str_t to, str_t from,
-                            const buf_t *bytes, sub_event_t ev, const xmpp_xml_el_t *el)
+static sm_item_t *sm_item_new(shard_t *sh, sm_item_kind_t kind, char stanza, str_t to,
+                              str_t from, const buf_t *bytes, const buf_t *targets)
 {
-    sm_item_t *it = malloc(sizeof(*it) + (bytes ? bytes->len : 0));
+    size_t len = bytes ? bytes->len : 0, tlen = targets ? targets->len : 0;
+    sm_item_t *it = malloc(sizeof(*it) + len + tlen);
     if (!it)
         PANIC("out of memory routing a stanza");
+    memset(it, 0, sizeof(*it));
+    it->origin = (uint16_t)shard_id(sh);
+    it->kind = (uint8_t)kind;
+    it->stanza = (uint8_t)stanza;
+    it->to = strndup(to.ptr, to.len);
+    it->from = strndup(from.ptr, from.len);
+    it->len = len;
+    it->tlen = tlen;
+    if (len)
+        memcpy(it->bytes, bytes->data, len);
+    if (tlen)
+        memcpy(it->bytes + len, targets->data, tlen);
+    return it;
+}
+
+static void sm_item_post(shard_t *sh, unsigned dst, sm_item_t *it)
+{
+    mbox_msg_t m = { .ptr = it };
+    if (shard_call(sh, dst, sm_item_arrive, &m) < 0) {
+        LOG_RATELIMITED(LOG_LEVEL_WARN, "mailbox full: dropped a stanza for %s", it->to);
+        sm_item_release(NULL, &m);
+    }
+}
+
+static void sm_send_item_el(shard_t *sh, sm_item_kind_t kind, char stanza, str_t to, str_t from,
+                            const buf_t *bytes, sub_event_t ev, const xmpp_xml_el_t *el,
+                            uint8_t flags)
+{
+    sm_item_t *it = sm_item_new(sh, kind, stanza, to, from, bytes, NULL);
     const str_t *id = el ? xmpp_xml_attr(el, "id") : NULL;
     const str_t *type = el ? xmpp_xml_attr(el, "type") : NULL;
     it->id = id ? strndup(id->ptr, id->len) : NULL;
     snprintf(it->type, sizeof(it->type), "%.*s", type ? (int)type->len : 0,
              type ? type->ptr : "");
-    it->origin = (uint16_t)shard_id(sh);
-    it->kind = (uint8_t)kind;
     it->event = (uint8_t)ev;
-    it->stanza = (uint8_t)stanza;
-    it->to = strndup(to.ptr, to.len);
-    it->from = strndup(from.ptr, from.len);
-    it->len = bytes ? bytes->len : 0;
-    if (it->len)
-        memcpy(it->bytes, bytes->data, it->len);
-    const char *slash = memchr(to.ptr, '/', to.len);
-    size_t bare = slash ? (size_t)(slash - to.ptr) : to.len;
-    route_t home = route_user(to.ptr, bare, shard_count(sh));
-    mbox_msg_t m = { .ptr = it };
-    if (shard_call(sh, home.shard, sm_item_arrive, &m) < 0) {
-        LOG_RATELIMITED(LOG_LEVEL_WARN, "mailbox full: dropped a stanza for %.*s",
-                        (int)to.len, to.ptr);
-        mbox_msg_t rel = { .ptr = it };
-        sm_item_release(NULL, &rel);
-    }
+    it->flags = flags;
+    sm_item_post(sh, sm_home_of(sh, sm_bare_of(to)), it);
 }
 
 static void sm_send_item(shard_t *sh, sm_item_kind_t kind, char stanza, str_t to, str_t from,
                          const buf_t *bytes, sub_event_t ev)
 {
-    sm_send_item_el(sh, kind, stanza, to, from, bytes, ev, NULL);
+    sm_send_item_el(sh, kind, stanza, to, from, bytes, ev, NULL, 0);
 }
 
 /* The stanza with from (and to) stamped by the server (RFC 6120 §8.1.2.1). */
@@ -378,16 +672,18 @@ static xmpp_sess_t *sm_sess_by_resource(sm_user_t *u, str_t res)
     return NULL;
 }
 
-static void sm_send_presence_to(shard_t *sh, xmpp_sess_t *s, str_t to);
-static void sm_sub_inbound(shard_t *sh, sm_user_t *u, sm_item_t *it);
+static bool sm_any_available(const sm_user_t *u, const xmpp_sess_t *except)
+{
+    for (const xmpp_sess_t *s = u->sessions; s; s = s->next)
+        if (s != except && s->available)
+            return true;
+    return false;
+}
 
 /* --- offline messages (XEP-0160) and errors back to the sender --- */
 
-/* Messages kept per user while it is away: beyond this the sender gets an
- * error rather than the store growing without bound. */
-#define SM_OFFLINE_MAX 1000
-
-static void sm_bounce(shard_t *sh, sm_item_t *it, const char *type, const char *cond)
+static void sm_bounce_with(shard_t *sh, sm_item_t *it, const char *type, const char *cond,
+                           const char *app)
 {
     if (!strcmp(it->type, "error"))
         return;     /* RFC 6120 §8.3.1: no error about an error */
@@ -400,11 +696,18 @@ static void sm_bounce(shard_t *sh, sm_item_t *it, const char *type, const char *
         xmpp_xml_write_attr(&b, "id", str_from_cstr(it->id));
     xmpp_xml_write_attr(&b, "from", str_from_cstr(it->to));
     xmpp_xml_write_attr(&b, "to", str_from_cstr(it->from));
-    buf_printf(&b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></%s>", type, cond,
-               name);
-    sm_send_item(sh, ITEM_STANZA, (char)it->stanza, str_from_cstr(it->from), str_from_cstr(it->to),
-                 &b, 0);
+    buf_printf(&b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/>%s</error></%s>", type, cond,
+               app ? app : "", name);
+    sm_item_t *e = sm_item_new(sh, ITEM_STANZA, (char)it->stanza, str_from_cstr(it->from),
+                               str_from_cstr(it->to), &b, NULL);
+    snprintf(e->type, sizeof(e->type), "error");
+    sm_item_post(sh, sm_home_of(sh, sm_bare_of(str_from_cstr(it->from))), e);
     buf_fini(&b);
+}
+
+static void sm_bounce(shard_t *sh, sm_item_t *it, const char *type, const char *cond)
+{
+    sm_bounce_with(sh, it, type, cond, NULL);
 }
 
 static bool sm_account_exists(shard_t *sh, str_t bare)
@@ -433,12 +736,9 @@ static int sm_offline_count_one(void *ctx, const void *key, size_t klen, const v
     return ++*(unsigned *)ctx >= SM_OFFLINE_MAX ? 1 : 0;
 }
 
-/* RFC 6121 §8.5.2.2: a message for an account without an available
- * resource is stored (types normal and chat) and the rest dropped. */
-static void sm_offline_store(shard_t *sh, str_t bare, sm_item_t *it)
+/* Stores a message for bare; false when the store is full. */
+static bool sm_offline_put(shard_t *sh, str_t bare, const char *bytes, size_t len)
 {
-    if (strcmp(it->type, "") && strcmp(it->type, "normal") && strcmp(it->type, "chat"))
-        return;
     buf_t k;
     buf_init(&k);
     buf_append(&k, bare.ptr, bare.len);
@@ -448,9 +748,8 @@ static void sm_offline_store(shard_t *sh, str_t bare, sm_item_t *it)
                      &count);
     if (count >= SM_OFFLINE_MAX) {
         metric_inc(shard_metrics(sh), xmpp_mid.offline_refused);
-        sm_bounce(sh, it, "wait", "resource-constraint");
         buf_fini(&k);
-        return;
+        return false;
     }
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -469,19 +768,30 @@ static void sm_offline_store(shard_t *sh, str_t bare, sm_item_t *it)
              tm.tm_sec);
     buf_t v;
     buf_init(&v);
-    if (it->len >= 2 && !memcmp(it->bytes + it->len - 2, "/>", 2)) {
-        buf_append(&v, it->bytes, it->len - 2);
+    if (len >= 2 && !memcmp(bytes + len - 2, "/>", 2)) {
+        buf_append(&v, bytes, len - 2);
         buf_printf(&v, ">%s</message>", delay);
-    } else if (it->len >= 10 && !memcmp(it->bytes + it->len - 10, "</message>", 10)) {
-        buf_append(&v, it->bytes, it->len - 10);
+    } else if (len >= 10 && !memcmp(bytes + len - 10, "</message>", 10)) {
+        buf_append(&v, bytes, len - 10);
         buf_printf(&v, "%s</message>", delay);
     } else {
-        buf_append(&v, it->bytes, it->len);
+        buf_append(&v, bytes, len);
     }
     stor_batch_put(shard_batch(sh), STOR_CF_OFFLINE, k.data, k.len, v.data, v.len);
     metric_inc(shard_metrics(sh), xmpp_mid.offline_stored);
     buf_fini(&k);
     buf_fini(&v);
+    return true;
+}
+
+/* RFC 6121 §8.5.2.2: a message for an account without an available
+ * resource is stored (types normal and chat) and the rest dropped. */
+static void sm_offline_store(shard_t *sh, str_t bare, sm_item_t *it)
+{
+    if (strcmp(it->type, "") && strcmp(it->type, "normal") && strcmp(it->type, "chat"))
+        return;
+    if (!sm_offline_put(sh, bare, it->bytes, it->len))
+        sm_bounce(sh, it, "wait", "resource-constraint");
 }
 
 typedef struct {
@@ -493,7 +803,7 @@ static int sm_offline_deliver_one(void *ctx, const void *key, size_t klen, const
                                   size_t vlen)
 {
     sm_flush_ctx_t *f = ctx;
-    c2s_write(f->s->c2s, val, vlen);
+    xmpp_sess_write(f->s, val, vlen);
     stor_batch_delete(shard_batch(f->sh), STOR_CF_OFFLINE, key, klen);
     metric_inc(shard_metrics(f->sh), xmpp_mid.offline_delivered);
     return 0;
@@ -512,35 +822,115 @@ static void sm_offline_flush(shard_t *sh, xmpp_sess_t *s)
     buf_fini(&k);
 }
 
+static void sm_count_out(shard_t *sh, char stanza)
+{
+    metric_inc(shard_metrics(sh), (metric_id_t)(xmpp_mid.stanzas_out + xmpp_stanza_kind(stanza)));
+    if (stanza == 'p')
+        metric_inc(shard_metrics(sh), xmpp_mid.presence_deliveries);
+}
+
 static void sm_write_counted(shard_t *sh, xmpp_sess_t *s, const sm_item_t *it)
 {
-    c2s_write(s->c2s, it->bytes, it->len);
-    metric_inc(shard_metrics(sh), (metric_id_t)(xmpp_mid.stanzas_out +
-                                                xmpp_stanza_kind((char)it->stanza)));
     if (it->stanza == 'p')
-        metric_inc(shard_metrics(sh), xmpp_mid.presence_deliveries);
+        sm_sess_presence(s, str_from_cstr(it->from), it->bytes, it->len);
+    else
+        xmpp_sess_write(s, it->bytes, it->len);
+    sm_count_out(sh, (char)it->stanza);
+}
+
+/* XEP-0280 §6, §7: a copy of a message for another of the user's clients,
+ * wrapped in <received/> or <sent/>. */
+static void sm_carbon(shard_t *sh, xmpp_sess_t *s, const char *how, const char *bytes,
+                      size_t len)
+{
+    buf_t b;
+    buf_init(&b);
+    buf_append_str(&b, "<message");
+    xmpp_xml_write_attr(&b, "from", str_from_cstr(s->user->key));
+    xmpp_xml_write_attr(&b, "to", str_from_cstr(s->full));
+    buf_printf(&b, " type='chat'><%s xmlns='" NS_CARBONS "'><forwarded xmlns='" NS_FORWARD "'>",
+               how);
+    /* The forwarded stanza keeps its own namespace inside <forwarded/>. */
+    if (len > 9 && !memcmp(bytes, "<message ", 9) && memcmp(bytes + 9, "xmlns=", 6)) {
+        buf_append_str(&b, "<message xmlns='" NS_CLIENT "' ");
+        buf_append(&b, bytes + 9, len - 9);
+    } else {
+        buf_append(&b, bytes, len);
+    }
+    buf_printf(&b, "</forwarded></%s></message>", how);
+    xmpp_sess_write(s, b.data, b.len);
+    metric_inc(shard_metrics(sh), xmpp_mid.carbons);
+    buf_fini(&b);
+}
+
+/* Answers for the bare JID of a user (RFC 6121 §8.5.2.1.3 and XEP-0054 §3.1):
+ * its vCard or its disco#info, from whichever shard holds the account. */
+static bool sm_answer_for_account(shard_t *sh, str_t bare, sm_item_t *it)
+{
+    if (!(it->flags & (ITEM_F_VCARD_GET | ITEM_F_DISCO_GET)) || !sm_account_exists(sh, bare))
+        return false;
+    buf_t b;
+    buf_init(&b);
+    buf_append_str(&b, "<iq type='result'");
+    if (it->id)
+        xmpp_xml_write_attr(&b, "id", str_from_cstr(it->id));
+    xmpp_xml_write_attr(&b, "from", bare);
+    xmpp_xml_write_attr(&b, "to", str_from_cstr(it->from));
+    buf_append_str(&b, ">");
+    if (it->flags & ITEM_F_VCARD_GET) {
+        void *raw = NULL;
+        size_t rlen;
+        if (stor_get(shard_storage(sh), STOR_CF_VCARDS, bare.ptr, bare.len, &raw, &rlen) == 0)
+            buf_append(&b, raw, rlen);
+        else
+            buf_append_str(&b, "<vCard xmlns='" NS_VCARD "'/>");
+        free(raw);
+    } else {
+        buf_append_str(&b, "<query xmlns='" NS_DISCO_INFO "'>"
+                           "<identity category='account' type='registered'/>"
+                           "<feature var='" NS_DISCO_INFO "'/></query>");
+    }
+    buf_append_str(&b, "</iq>");
+    sm_item_t *r = sm_item_new(sh, ITEM_STANZA, 'i', str_from_cstr(it->from), bare, &b, NULL);
+    snprintf(r->type, sizeof(r->type), "result");
+    sm_item_post(sh, sm_home_of(sh, sm_bare_of(str_from_cstr(it->from))), r);
+    buf_fini(&b);
+    return true;
 }
 
 /* RFC 6121 §8.5: a routed stanza on the target's home shard. */
 static void sm_deliver(shard_t *sh, sm_user_t *u, str_t bare, str_t res, sm_item_t *it)
 {
+    if (u && u->n_blocked && sm_blocks(u, str_from_cstr(it->from))) {
+        /* XEP-0191 §3.5: nothing from a blocked entity reaches the user. */
+        metric_inc(shard_metrics(sh), xmpp_mid.blocked);
+        if (it->stanza != 'p')
+            sm_bounce(sh, it, "cancel", "service-unavailable");
+        return;
+    }
     xmpp_sess_t *target = u && res.len ? sm_sess_by_resource(u, res) : NULL;
     if (target) {
         sm_write_counted(sh, target, it);
+        if (it->stanza == 'm' && (it->flags & ITEM_F_CARBON))
+            for (xmpp_sess_t *s = u->sessions; s; s = s->next)
+                if (s != target && s->carbons && s->available)
+                    sm_carbon(sh, s, "received", it->bytes, it->len);
         return;
     }
     if (it->stanza == 'p') {
-        /* Presence to a bare JID goes to every session; to an absent
-         * resource, nowhere (§8.5.3.2.3). */
+        /* Presence to a bare JID goes to every available session; to an
+         * absent resource, nowhere (§8.5.3.2.3). */
         if (u && !res.len)
             for (xmpp_sess_t *s = u->sessions; s; s = s->next)
-                sm_write_counted(sh, s, it);
+                if (s->available)
+                    sm_write_counted(sh, s, it);
         return;
     }
     if (it->stanza == 'i') {
         /* §8.5.2.1.3 / §8.5.3.2.2: the server answers for the bare JID or an
          * absent resource. */
-        sm_bounce(sh, it, "cancel", "service-unavailable");
+        if (res.len || !sm_answer_for_account(sh, bare, it))
+            sm_bounce(sh, it, "cancel", "service-unavailable");
         return;
     }
     /* Messages (§8.5.2.1.1, §8.5.3.2.1): the available resources with the
@@ -551,9 +941,12 @@ static void sm_deliver(shard_t *sh, sm_user_t *u, str_t bare, str_t res, sm_item
             if (s->available && s->priority >= 0 && s->priority > best)
                 best = s->priority;
     if (best >= 0) {
-        for (xmpp_sess_t *s = u->sessions; s; s = s->next)
+        for (xmpp_sess_t *s = u->sessions; s; s = s->next) {
             if (s->available && s->priority == best)
                 sm_write_counted(sh, s, it);
+            else if (s->carbons && s->available && (it->flags & ITEM_F_CARBON))
+                sm_carbon(sh, s, "received", it->bytes, it->len);
+        }
         return;
     }
     if (!sm_account_exists(sh, bare)) {
@@ -563,43 +956,11 @@ static void sm_deliver(shard_t *sh, sm_user_t *u, str_t bare, str_t res, sm_item
     sm_offline_store(sh, bare, it);
 }
 
-/* Home shard of the target. */
-static void sm_item_arrive(void *ctx, const mbox_msg_t *msg)
-{
-    shard_t *sh = ctx;
-    sm_item_t *it = msg->ptr;
-    sm_t *sm = sm_of(sh);
-    str_t to = str_from_cstr(it->to);
-    const char *slash = strchr(it->to, '/');
-    str_t bare = slash ? (str_t){ it->to, (size_t)(slash - it->to) } : to;
-    str_t res = slash ? str_from_cstr(slash + 1) : (str_t){ NULL, 0 };
-    sm_user_t *u = sm_find(sm, bare, it->kind == ITEM_SUB);
-
-    if (it->kind == ITEM_PROBE) {
-        /* RFC 6121 §4.3.2: answer only a subscriber, with each available resource. */
-        sm_contact_t *c;
-        if (u && u->sessions && (sm_load_contacts(sh, u), 1) &&
-            (c = sm_contact(u, (str_t){ it->from, strcspn(it->from, "/") })) &&
-            (c->sub & SUB_FROM)) {
-            for (xmpp_sess_t *s = u->sessions; s; s = s->next)
-                if (s->available)
-                    sm_send_presence_to(sh, s, str_from_cstr(it->from));
-        }
-    } else if (it->kind == ITEM_SUB) {
-        sm_sub_inbound(sh, u, it);
-    } else {
-        sm_deliver(sh, u, bare, res, it);
-    }
-    mbox_msg_t rel = { .ptr = it };
-    if (shard_call(sh, it->origin, sm_item_release, &rel) < 0)
-        PANIC("mailbox refused a release");
-}
-
 /* --- presence --- */
 
 static str_t sm_full(const xmpp_sess_t *s)
 {
-    return str_from_cstr(s->c2s->jid);
+    return str_from_cstr(s->full);
 }
 
 static void sm_send_presence_to(shard_t *sh, xmpp_sess_t *s, str_t to)
@@ -614,43 +975,133 @@ static void sm_send_presence_to(shard_t *sh, xmpp_sess_t *s, str_t to)
     buf_fini(&b);
 }
 
-/* Sends bytes (a presence from s) to every contact with subscription "from"
- * and to the user's other available resources. */
-static void sm_broadcast(shard_t *sh, xmpp_sess_t *s, const char *type)
+/* One mailbox message per destination shard carrying the presence (without
+ * 'to') and the watchers there (DESIGN.md §3). The initial broadcast goes to
+ * every subscriber, later ones to those known online. */
+static void sm_fanout(shard_t *sh, sm_user_t *u, str_t from, const buf_t *bytes, uint8_t flags)
 {
-    sm_user_t *u = s->user;
-    buf_t b;
-    buf_init(&b);
-    sm_load_contacts(sh, u);
+    unsigned n = shard_count(sh);
+    buf_t *per = calloc(n, sizeof(*per));
+    if (!per)
+        PANIC("out of memory fanning out presence");
     for (unsigned i = 0; i < u->n_contacts; i++) {
         sm_contact_t *c = &u->contacts[i];
-        if (!(c->sub & SUB_FROM))
+        if (!(c->sub & SUB_FROM) || (!(flags & ITEM_F_INITIAL) && !c->online))
             continue;
-        b.len = 0;
-        if (type) {
-            buf_printf(&b, "<presence type='%s'", type);
-            xmpp_xml_write_attr(&b, "from", sm_full(s));
-            xmpp_xml_write_attr(&b, "to", str_from_cstr(c->key));
-            buf_append_str(&b, "/>");
-            sm_send_item(sh, ITEM_STANZA, 'p', str_from_cstr(c->key), sm_full(s), &b, 0);
-        } else {
-            sm_send_presence_to(sh, s, str_from_cstr(c->key));
-        }
+        if (u->n_blocked && sm_blocks(u, str_from_cstr(c->key)))
+            continue;   /* XEP-0191 §3.4: blocked contacts see us offline */
+        buf_append(&per[c->home], c->key, strlen(c->key) + 1);
     }
+    for (unsigned d = 0; d < n; d++) {
+        if (!per[d].len)
+            continue;
+        sm_item_t *it = sm_item_new(sh, ITEM_FANOUT, 'p', STR_LIT(""), from, bytes, &per[d]);
+        it->flags = flags;
+        sm_item_post(sh, d, it);
+        buf_fini(&per[d]);
+    }
+    free(per);
+}
+
+/* The presence of s (type NULL: its available presence; else that type) to
+ * its subscribers and to the user's other available sessions. */
+static void sm_broadcast(shard_t *sh, xmpp_sess_t *s, const char *type, bool initial)
+{
+    sm_user_t *u = s->user;
+    sm_load_contacts(sh, u);
+    buf_t b;
+    buf_init(&b);
+    if (type) {
+        buf_append_str(&b, "<presence");
+        xmpp_xml_write_attr(&b, "from", sm_full(s));
+        buf_printf(&b, " type='%s'/>", type);
+    } else {
+        buf_append(&b, s->presence.data, s->presence.len);
+    }
+    uint8_t flags = 0;
+    if (initial && !sm_any_available(u, s)) {
+        flags |= ITEM_F_INITIAL;
+        for (unsigned i = 0; i < u->n_contacts; i++)
+            u->contacts[i].online = false;  /* relearned from the answers */
+    }
+    if (type && !sm_any_available(u, NULL))
+        flags |= ITEM_F_LAST;
+    sm_fanout(sh, u, sm_full(s), &b, flags);
     for (xmpp_sess_t *o = u->sessions; o; o = o->next) {
         if (o == s || !o->available)
             continue;
-        b.len = 0;
-        if (type) {
-            buf_printf(&b, "<presence type='%s'", type);
-            xmpp_xml_write_attr(&b, "from", sm_full(s));
-            buf_append_str(&b, "/>");
-            c2s_write_buf(o->c2s, &b);
-        } else {
-            c2s_write_buf(o->c2s, &s->presence);
-        }
+        sm_sess_presence(o, sm_full(s), b.data, b.len);
+        sm_count_out(sh, 'p');
     }
     buf_fini(&b);
+}
+
+/* Destination shard of a fan-out: one stanza per available session of each
+ * listed watcher; the sender learns who turned out to be offline (and, for
+ * an initial presence, who is online). */
+static void sm_fanout_arrive(shard_t *sh, sm_item_t *it)
+{
+    sm_t *sm = sm_of(sh);
+    str_t from = str_from_cstr(it->from), from_bare = sm_bare_of(from);
+    buf_t online, offline, b;
+    buf_init(&online);
+    buf_init(&offline);
+    buf_init(&b);
+    const char *p = it->bytes + it->len, *end = p + it->tlen;
+    for (; p < end; p += strlen(p) + 1) {
+        str_t t = str_from_cstr(p);
+        sm_user_t *u = sm_find(sm, t, false);
+        if (!u || !sm_any_available(u, NULL)) {
+            buf_append(&offline, p, t.len + 1);
+            continue;
+        }
+        if (it->flags & (ITEM_F_INITIAL | ITEM_F_LAST)) {
+            sm_contact_t *c = sm_contact(u, from_bare);
+            if (c && (c->sub & SUB_FROM))
+                c->online = !(it->flags & ITEM_F_LAST);
+            if (it->flags & ITEM_F_INITIAL)
+                buf_append(&online, p, t.len + 1);
+        }
+        if (u->n_blocked && sm_blocks(u, from)) {
+            metric_inc(shard_metrics(sh), xmpp_mid.blocked);
+            continue;
+        }
+        for (xmpp_sess_t *s = u->sessions; s; s = s->next) {
+            if (!s->available)
+                continue;
+            b.len = 0;
+            buf_append_str(&b, "<presence");
+            xmpp_xml_write_attr(&b, "to", str_from_cstr(s->full));
+            buf_append(&b, it->bytes + 9, it->len - 9);
+            sm_sess_presence(s, from, b.data, b.len);
+            sm_count_out(sh, 'p');
+        }
+    }
+    if (online.len) {
+        sm_item_t *r = sm_item_new(sh, ITEM_ONLINE, 'p', from_bare, STR_LIT(""), NULL, &online);
+        sm_item_post(sh, it->origin, r);
+    }
+    if (offline.len) {
+        sm_item_t *r = sm_item_new(sh, ITEM_OFFLINE, 'p', from_bare, STR_LIT(""), NULL,
+                                   &offline);
+        sm_item_post(sh, it->origin, r);
+    }
+    buf_fini(&online);
+    buf_fini(&offline);
+    buf_fini(&b);
+}
+
+static void sm_online_arrive(shard_t *sh, sm_item_t *it)
+{
+    sm_user_t *u = sm_find(sm_of(sh), str_from_cstr(it->to), false);
+    if (!u)
+        return;
+    const char *p = it->bytes + it->len, *end = p + it->tlen;
+    for (; p < end; p += strlen(p) + 1) {
+        sm_contact_t *c = sm_contact(u, str_from_cstr(p));
+        if (c)
+            c->online = it->kind == ITEM_ONLINE;
+    }
 }
 
 static void sm_probe_contacts(shard_t *sh, xmpp_sess_t *s)
@@ -658,7 +1109,7 @@ static void sm_probe_contacts(shard_t *sh, xmpp_sess_t *s)
     sm_user_t *u = s->user;
     for (unsigned i = 0; i < u->n_contacts; i++) {
         sm_contact_t *c = &u->contacts[i];
-        if (c->sub & SUB_TO)
+        if ((c->sub & SUB_TO) && !(u->n_blocked && sm_blocks(u, str_from_cstr(c->key))))
             sm_send_item(sh, ITEM_PROBE, 'p', str_from_cstr(c->key), sm_full(s), NULL, 0);
         if (c->sub & SUB_PENDING_IN) {
             /* RFC 6121 §3.1.3: a request that waited while the user was away. */
@@ -667,13 +1118,28 @@ static void sm_probe_contacts(shard_t *sh, xmpp_sess_t *s)
             buf_append_str(&b, "<presence type='subscribe'");
             xmpp_xml_write_attr(&b, "from", str_from_cstr(c->key));
             buf_append_str(&b, "/>");
-            c2s_write_buf(s->c2s, &b);
+            xmpp_sess_write(s, b.data, b.len);
             buf_fini(&b);
         }
     }
 }
 
-static void sm_presence(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el);
+/* RFC 6121 §4.3.2: a probe is answered for a subscriber only, with each
+ * available resource; the prober is online, so it now watches. */
+static void sm_probe_arrive(shard_t *sh, sm_user_t *u, sm_item_t *it)
+{
+    if (!u || !sm_any_available(u, NULL))
+        return;
+    sm_load_contacts(sh, u);
+    str_t from = str_from_cstr(it->from);
+    sm_contact_t *c = sm_contact(u, sm_bare_of(from));
+    if (!c || !(c->sub & SUB_FROM) || (u->n_blocked && sm_blocks(u, from)))
+        return;
+    c->online = true;
+    for (xmpp_sess_t *s = u->sessions; s; s = s->next)
+        if (s->available)
+            sm_send_presence_to(sh, s, from);
+}
 
 /* --- subscriptions --- */
 
@@ -725,13 +1191,16 @@ static uint8_t sm_sub_apply(shard_t *sh, sm_user_t *u, str_t contact, sub_event_
     sub_result_t r = sub_apply(old, ev);
     if (r.state != old) {
         if (!c)
-            c = sm_contact_add(u, contact);
+            c = sm_contact_add(sh, u, contact);
         c->sub = r.state;
         sm_store_contact(sh, u, contact, c);
         sm_push(u, c, false);
     }
-    if (r.actions & SUB_ACT_SEND_PRESENCE)
+    if (r.actions & SUB_ACT_SEND_PRESENCE) {
+        if (c)
+            c->online = true;   /* if not, its shard says so at the next change */
         sm_presence_to_contact(sh, u, contact, true);
+    }
     if (r.actions & SUB_ACT_SEND_UNAVAILABLE)
         sm_presence_to_contact(sh, u, contact, false);
     return r.actions;
@@ -740,13 +1209,14 @@ static uint8_t sm_sub_apply(shard_t *sh, sm_user_t *u, str_t contact, sub_event_
 static void sm_sub_inbound(shard_t *sh, sm_user_t *u, sm_item_t *it)
 {
     str_t from = { it->from, strcspn(it->from, "/") };
-    uint8_t act = sm_sub_apply(sh, u, from, (sub_event_t)it->event);
-    if (act & SUB_ACT_AUTO_SUBSCRIBED) {
-        buf_t b;
-        buf_init(&b);
-        sm_send_item(sh, ITEM_SUB, 'p', from, str_from_cstr(u->key), NULL, SUB_IN_SUBSCRIBED);
-        buf_fini(&b);
+    sm_load_contacts(sh, u);
+    if (u->n_blocked && sm_blocks(u, from)) {
+        metric_inc(shard_metrics(sh), xmpp_mid.blocked);
+        return;     /* XEP-0191 §3.5: dropped, as presence is */
     }
+    uint8_t act = sm_sub_apply(sh, u, from, (sub_event_t)it->event);
+    if (act & SUB_ACT_AUTO_SUBSCRIBED)
+        sm_send_item(sh, ITEM_SUB, 'p', from, str_from_cstr(u->key), NULL, SUB_IN_SUBSCRIBED);
     if (act & SUB_ACT_FORWARD) {
         buf_t b;
         buf_init(&b);
@@ -756,9 +1226,58 @@ static void sm_sub_inbound(shard_t *sh, sm_user_t *u, sm_item_t *it)
         buf_append_str(&b, "/>");
         for (xmpp_sess_t *s = u->sessions; s; s = s->next)
             if (s->available)
-                c2s_write_buf(s->c2s, &b);
+                xmpp_sess_write(s, b.data, b.len);
         buf_fini(&b);
     }
+}
+
+/* Home shard of the target. */
+static void sm_item_arrive(void *ctx, const mbox_msg_t *msg)
+{
+    shard_t *sh = ctx;
+    sm_item_t *it = msg->ptr;
+    sm_t *sm = sm_of(sh);
+    str_t to = str_from_cstr(it->to);
+    str_t bare = sm_bare_of(to);
+    str_t res = bare.len < to.len ? (str_t){ to.ptr + bare.len + 1, to.len - bare.len - 1 }
+                                  : (str_t){ NULL, 0 };
+    switch ((sm_item_kind_t)it->kind) {
+    case ITEM_FANOUT:
+        sm_fanout_arrive(sh, it);
+        break;
+    case ITEM_ONLINE:
+    case ITEM_OFFLINE:
+        sm_online_arrive(sh, it);
+        break;
+    case ITEM_PROBE:
+        sm_probe_arrive(sh, sm_find(sm, bare, false), it);
+        break;
+    case ITEM_SUB: {
+        sm_user_t *u = sm_find(sm, bare, false);
+        if (!u && !sm_account_exists(sh, bare))
+            break;      /* no such user: no records for it */
+        u = sm_find(sm, bare, true);
+        sm_sub_inbound(sh, u, it);
+        sm_forget_if_idle(sh, u);
+        break;
+    }
+    case ITEM_STANZA: {
+        sm_user_t *u = sm_find(sm, bare, false);
+        if (!u && it->stanza == 'm' && sm_account_exists(sh, bare)) {
+            /* Offline: the block list still applies to what is stored. */
+            u = sm_find(sm, bare, true);
+            sm_load_contacts(sh, u);
+            sm_deliver(sh, u, bare, res, it);
+            sm_forget_if_idle(sh, u);
+        } else {
+            sm_deliver(sh, u, bare, res, it);
+        }
+        break;
+    }
+    }
+    mbox_msg_t rel = { .ptr = it };
+    if (shard_call(sh, it->origin, sm_item_release, &rel) < 0)
+        PANIC("mailbox refused a release");
 }
 
 static void sm_sub_outbound(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el, sub_event_t ev)
@@ -776,6 +1295,31 @@ static void sm_sub_outbound(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el, sub
         sm_send_item(sh, ITEM_SUB, 'p', contact, str_from_cstr(st->sess->user->key), NULL,
                      (sub_event_t)(ev - SUB_OUT_SUBSCRIBE + SUB_IN_SUBSCRIBE));
     free(jid);
+}
+
+/* XEP-0191 §3.4: a stanza to a blocked entity is refused. */
+static bool sm_refuse_blocked(c2s_t *st, const xmpp_xml_el_t *el, str_t to)
+{
+    sm_user_t *u = st->sess->user;
+    if (!u->n_blocked || !sm_blocks(u, to))
+        return false;
+    const str_t *type = xmpp_xml_attr(el, "type");
+    if (type && str_eq_cstr(*type, "error"))
+        return true;
+    const str_t *id = xmpp_xml_attr(el, "id");
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b, "<%.*s type='error'", (int)el->name.len, el->name.ptr);
+    if (id)
+        xmpp_xml_write_attr(&b, "id", *id);
+    xmpp_xml_write_attr(&b, "from", to);
+    xmpp_xml_write_attr(&b, "to", str_from_cstr(st->sess->full));
+    buf_printf(&b, "><error type='cancel'><not-acceptable xmlns='" NS_STANZAS "'/>"
+                   "<blocked xmlns='" NS_BLOCKING_ERRORS "'/></error></%.*s>",
+               (int)el->name.len, el->name.ptr);
+    xmpp_sess_write(st->sess, b.data, b.len);
+    buf_fini(&b);
+    return true;
 }
 
 /* --- presence from the client --- */
@@ -801,17 +1345,19 @@ static void sm_presence(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
     }
     if (to) {
         /* Directed presence (RFC 6121 §4.6): straight to the recipient. */
+        if (sm_refuse_blocked(st, el, *to))
+            return;
         buf_t b;
         buf_init(&b);
         sm_serialise(&b, el, sm_full(s), to);
-        sm_send_item_el(sh, ITEM_STANZA, 'p', *to, sm_full(s), &b, 0, el);
+        sm_send_item_el(sh, ITEM_STANZA, 'p', *to, sm_full(s), &b, 0, el, 0);
         buf_fini(&b);
         return;
     }
     if (unavailable) {
         if (s->available) {
             s->available = false;
-            sm_broadcast(sh, s, "unavailable");
+            sm_broadcast(sh, s, "unavailable", false);
         }
         return;
     }
@@ -823,21 +1369,60 @@ static void sm_presence(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
     s->presence.len = 0;
     sm_serialise(&s->presence, el, sm_full(s), NULL);
     s->available = true;
-    sm_broadcast(sh, s, NULL);
+    sm_broadcast(sh, s, NULL, initial);
     if (initial)
         sm_probe_contacts(sh, s);
     if (initial && s->priority >= 0)
         sm_offline_flush(sh, s);
 }
 
-/* --- roster --- */
+/* --- replies acknowledged after a durable write --- */
 
 typedef struct {
     uint64_t conn;
     char *id;
-    sm_contact_t item;
-    bool removed;
-} sm_roster_ack_t;
+    char *to;
+} sm_ack_t;
+
+static void sm_acked_durable(shard_t *sh, void *arg, uint64_t arg2, int rc)
+{
+    sm_ack_t *a = arg;
+    (void)arg2;
+    conn_t *c = conn_by_id(sh, a->conn);
+    c2s_t *st = c ? conn_state(c) : NULL;
+    if (st && st->state != C2S_CLOSED && st->sess) {
+        buf_t b;
+        buf_init(&b);
+        buf_printf(&b, "<iq type='%s'", rc == 0 ? "result" : "error");
+        xmpp_xml_write_attr(&b, "id", str_from_cstr(a->id));
+        xmpp_xml_write_attr(&b, "to", str_from_cstr(a->to));
+        if (rc == 0)
+            buf_append_str(&b, "/>");
+        else
+            buf_append_str(&b, "><error type='wait'><internal-server-error xmlns='" NS_STANZAS
+                               "'/></error></iq>");
+        xmpp_sess_write(st->sess, b.data, b.len);
+        buf_fini(&b);
+    }
+    free(a->id);
+    free(a->to);
+    free(a);
+}
+
+/* The iq's result once this turn's writes are durable (DESIGN.md §5). */
+static void sm_reply_when_durable(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq)
+{
+    sm_ack_t *a = calloc(1, sizeof(*a));
+    const str_t *id = xmpp_xml_attr(iq, "id");
+    if (!a)
+        PANIC("out of memory acknowledging a write");
+    a->conn = conn_id(st->conn);
+    a->id = id ? strndup(id->ptr, id->len) : strdup("");
+    a->to = strdup(st->sess->full);
+    shard_on_durable(sh, sm_acked_durable, a, 0);
+}
+
+/* --- roster --- */
 
 static void sm_roster_get(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
                           const xmpp_xml_el_t *q)
@@ -854,7 +1439,7 @@ static void sm_roster_get(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
     buf_append_str(&b, "<iq type='result'");
     if (id)
         xmpp_xml_write_attr(&b, "id", *id);
-    xmpp_xml_write_attr(&b, "to", str_from_cstr(st->jid));
+    xmpp_xml_write_attr(&b, "to", str_from_cstr(st->sess->full));
     if (ver && str_eq_cstr(*ver, cur)) {
         /* XEP-0237 §2.4: unchanged since the client's copy. */
         buf_append_str(&b, "/>");
@@ -864,34 +1449,8 @@ static void sm_roster_get(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
             sm_write_item(&b, &u->contacts[i], false);
         buf_append_str(&b, "</query></iq>");
     }
-    c2s_write_buf(st, &b);
+    xmpp_sess_write(st->sess, b.data, b.len);
     buf_fini(&b);
-}
-
-static void sm_roster_acked(shard_t *sh, void *arg, uint64_t id_unused, int rc)
-{
-    sm_roster_ack_t *a = arg;
-    (void)id_unused;
-    conn_t *c = conn_by_id(sh, a->conn);
-    c2s_t *st = c ? conn_state(c) : NULL;
-    if (st && st->state != C2S_CLOSED) {
-        buf_t b;
-        buf_init(&b);
-        if (rc == 0) {
-            buf_append_str(&b, "<iq type='result'");
-            xmpp_xml_write_attr(&b, "id", str_from_cstr(a->id));
-            buf_append_str(&b, "/>");
-        } else {
-            buf_append_str(&b, "<iq type='error'");
-            xmpp_xml_write_attr(&b, "id", str_from_cstr(a->id));
-            buf_append_str(&b, "><error type='wait'><internal-server-error xmlns='" NS_STANZAS
-                               "'/></error></iq>");
-        }
-        c2s_write_buf(st, &b);
-        buf_fini(&b);
-    }
-    free(a->id);
-    free(a);
 }
 
 static void sm_roster_set(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
@@ -939,7 +1498,7 @@ static void sm_roster_set(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
         *c = u->contacts[--u->n_contacts];
     } else {
         if (!c)
-            c = sm_contact_add(u, ckey);
+            c = sm_contact_add(sh, u, ckey);
         free(c->name);
         c->name = name && name->len ? strndup(name->ptr, name->len) : NULL;
         for (unsigned g = 0; g < c->n_groups; g++)
@@ -959,33 +1518,187 @@ static void sm_roster_set(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
     }
     free(jid);
     /* RFC 6121 §2.3.2 and DESIGN §5: the result once the change is durable. */
-    sm_roster_ack_t *a = calloc(1, sizeof(*a));
-    const str_t *id = xmpp_xml_attr(iq, "id");
-    a->conn = conn_id(st->conn);
-    a->id = id ? strndup(id->ptr, id->len) : strdup("");
-    shard_on_durable(sh, sm_roster_acked, a, 0);
+    sm_reply_when_durable(sh, st, iq);
+}
+
+/* --- block list (XEP-0191) --- */
+
+static void sm_blocklist_push(sm_user_t *u, const char *what, const buf_t *items)
+{
+    buf_t b;
+    buf_init(&b);
+    for (xmpp_sess_t *s = u->sessions; s; s = s->next) {
+        if (!s->blocklist_interested)
+            continue;
+        b.len = 0;
+        buf_printf(&b, "<iq type='set' id='block%llu'", (unsigned long long)sm_next_version());
+        xmpp_xml_write_attr(&b, "to", str_from_cstr(s->full));
+        buf_printf(&b, "><%s xmlns='" NS_BLOCKING "'>", what);
+        buf_append(&b, items->data, items->len);
+        buf_printf(&b, "</%s></iq>", what);
+        xmpp_sess_write(s, b.data, b.len);
+    }
+    buf_fini(&b);
+}
+
+static void sm_block_iq(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
+                        const xmpp_xml_el_t *q, bool set)
+{
+    sm_user_t *u = st->sess->user;
+    sm_load_contacts(sh, u);
+    if (!set) {
+        if (!xmpp_xml_is(q, "blocklist", NS_BLOCKING)) {
+            xmpp_stanza_error(st, iq, "modify", "bad-request");
+            return;
+        }
+        st->sess->blocklist_interested = true;
+        buf_t b;
+        buf_init(&b);
+        buf_append_str(&b, "<blocklist xmlns='" NS_BLOCKING "'>");
+        for (unsigned i = 0; i < u->n_blocked; i++) {
+            buf_append_str(&b, "<item");
+            xmpp_xml_write_attr(&b, "jid", str_from_cstr(u->blocked[i]));
+            buf_append_str(&b, "/>");
+        }
+        buf_append_str(&b, "</blocklist>");
+        buf_append(&b, "", 1);
+        xmpp_iq_result(st, iq, b.data);
+        buf_fini(&b);
+        return;
+    }
+    bool block = xmpp_xml_is(q, "block", NS_BLOCKING);
+    if (!block && !xmpp_xml_is(q, "unblock", NS_BLOCKING)) {
+        xmpp_stanza_error(st, iq, "modify", "bad-request");
+        return;
+    }
+    /* Every item is checked before anything changes (XEP-0191 §3.3). */
+    xmpp_jid_t *jid = malloc(sizeof(*jid));
+    if (!jid)
+        PANIC("out of memory parsing a block list");
+    unsigned n_items = 0;
+    for (const xmpp_xml_el_t *it = q->children; it; it = it->next) {
+        const str_t *j = xmpp_xml_attr(it, "jid");
+        if (!xmpp_xml_is(it, "item", NS_BLOCKING) || !j ||
+            xmpp_jid_parse(j->ptr, j->len, jid) < 0) {
+            free(jid);
+            xmpp_stanza_error(st, iq, "modify", block ? "bad-request" : "jid-malformed");
+            return;
+        }
+        n_items++;
+    }
+    if ((block && !n_items) || (block && u->n_blocked + n_items > SM_BLOCKED_MAX)) {
+        free(jid);
+        xmpp_stanza_error(st, iq, "modify", n_items ? "not-acceptable" : "bad-request");
+        return;
+    }
+    buf_t items, k;
+    buf_init(&items);
+    buf_init(&k);
+    if (!block && !n_items) {
+        /* §3.4: unblock everything. */
+        while (u->n_blocked) {
+            char *e = u->blocked[--u->n_blocked];
+            k.len = 0;
+            sm_blocked_key(&k, u->key, str_from_cstr(e));
+            stor_batch_delete(shard_batch(sh), STOR_CF_PRIVACY, k.data, k.len);
+            sm_contact_t *c = sm_contact(u, str_from_cstr(e));
+            if (c && (c->sub & SUB_FROM))
+                sm_presence_to_contact(sh, u, str_from_cstr(e), true);
+            free(e);
+        }
+    }
+    for (const xmpp_xml_el_t *it = q->children; it; it = it->next) {
+        const str_t *j = xmpp_xml_attr(it, "jid");
+        xmpp_jid_parse(j->ptr, j->len, jid);
+        str_t e = xmpp_jid_full(jid);
+        int idx = sm_blocked_index(u, e);
+        k.len = 0;
+        sm_blocked_key(&k, u->key, e);
+        sm_contact_t *c = sm_contact(u, e);
+        if (block && idx < 0) {
+            sm_blocked_add(u, e);
+            stor_batch_put(shard_batch(sh), STOR_CF_PRIVACY, k.data, k.len, "", 0);
+            if (c && (c->sub & SUB_FROM))
+                sm_presence_to_contact(sh, u, e, false);
+        } else if (!block && idx >= 0) {
+            free(u->blocked[idx]);
+            u->blocked[idx] = u->blocked[--u->n_blocked];
+            stor_batch_delete(shard_batch(sh), STOR_CF_PRIVACY, k.data, k.len);
+            if (c && (c->sub & SUB_FROM))
+                sm_presence_to_contact(sh, u, e, true);
+        }
+        buf_append_str(&items, "<item");
+        xmpp_xml_write_attr(&items, "jid", e);
+        buf_append_str(&items, "/>");
+    }
+    free(jid);
+    buf_fini(&k);
+    sm_blocklist_push(u, block ? "block" : "unblock", &items);
+    buf_fini(&items);
+    sm_reply_when_durable(sh, st, iq);
+}
+
+/* --- vCards (XEP-0054) --- */
+
+static void sm_vcard_iq(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
+                        const xmpp_xml_el_t *q, bool set)
+{
+    sm_user_t *u = st->sess->user;
+    str_t key = str_from_cstr(u->key);
+    buf_t b;
+    buf_init(&b);
+    if (!set) {
+        void *raw = NULL;
+        size_t len;
+        if (stor_get(shard_storage(sh), STOR_CF_VCARDS, key.ptr, key.len, &raw, &len) == 0)
+            buf_append(&b, raw, len);
+        else
+            buf_append_str(&b, "<vCard xmlns='" NS_VCARD "'/>");
+        free(raw);
+        buf_append(&b, "", 1);
+        xmpp_iq_result(st, iq, b.data);
+        buf_fini(&b);
+        return;
+    }
+    xmpp_xml_write_el(&b, q, STR_LIT(NS_CLIENT));
+    if (b.len > SM_VCARD_MAX) {
+        buf_fini(&b);
+        xmpp_stanza_error(st, iq, "modify", "not-acceptable");
+        return;
+    }
+    stor_batch_put(shard_batch(sh), STOR_CF_VCARDS, key.ptr, key.len, b.data, b.len);
+    buf_fini(&b);
+    sm_reply_when_durable(sh, st, iq);
 }
 
 /* --- iq --- */
 
-static void sm_iq_result(c2s_t *st, const xmpp_xml_el_t *iq, const char *payload)
+static void sm_disco_info(c2s_t *st, const xmpp_xml_el_t *iq, bool server)
 {
-    const str_t *id = xmpp_xml_attr(iq, "id");
-    buf_t b;
-    buf_init(&b);
-    buf_append_str(&b, "<iq type='result'");
-    if (id)
-        xmpp_xml_write_attr(&b, "id", *id);
-    xmpp_xml_write_attr(&b, "to", str_from_cstr(st->jid));
-    const str_t *to = xmpp_xml_attr(iq, "to");
-    if (to)
-        xmpp_xml_write_attr(&b, "from", *to);
-    if (payload)
-        buf_printf(&b, ">%s</iq>", payload);
-    else
-        buf_append_str(&b, "/>");
-    c2s_write_buf(st, &b);
-    buf_fini(&b);
+    const xmpp_c2s_config_t *cfg = xmpp_config();
+    char payload[1200];
+    if (!server) {
+        xmpp_iq_result(st, iq, "<query xmlns='" NS_DISCO_INFO "'>"
+                               "<identity category='account' type='registered'/>"
+                               "<feature var='" NS_DISCO_INFO "'/></query>");
+        return;
+    }
+    snprintf(payload, sizeof(payload),
+             "<query xmlns='" NS_DISCO_INFO "'>"
+             "<identity category='server' type='im' name='presenced'/>"
+             "<feature var='" NS_DISCO_INFO "'/>"
+             "<feature var='" NS_DISCO_ITEMS "'/>"
+             "<feature var='" NS_PING "'/>"
+             "<feature var='" NS_ROSTERVER "'/>"
+             "<feature var='" NS_BLOCKING "'/>"
+             "<feature var='" NS_CARBONS "'/>"
+             "<feature var='" NS_VCARD "'/>"
+             "<feature var='" NS_CSI "'/>"
+             "<feature var='" NS_SM "'/>"
+             "<feature var='msgoffline'/>"
+             "%s</query>",
+             cfg->registration ? "<feature var='" NS_REGISTER "'/>" : "");
+    xmpp_iq_result(st, iq, payload);
 }
 
 static void sm_iq(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq)
@@ -1003,13 +1716,20 @@ static void sm_iq(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq)
         return;
     }
     bool to_self = !to || str_eq_cstr(*to, u->key);
-    bool to_server = to && strchr(u->key, '@') && str_eq_cstr(*to, strchr(u->key, '@') + 1);
+    bool to_server = to && str_eq_cstr(*to, xmpp_domain());
     if (!to_self && !to_server) {
         /* Addressed to another entity: route (RFC 6121 §8.5). */
+        if (sm_refuse_blocked(st, iq, *to))
+            return;
+        uint8_t flags = 0;
+        if (get && xmpp_xml_is(q, "vCard", NS_VCARD))
+            flags = ITEM_F_VCARD_GET;
+        else if (get && xmpp_xml_is(q, "query", NS_DISCO_INFO))
+            flags = ITEM_F_DISCO_GET;
         buf_t b;
         buf_init(&b);
-        sm_serialise(&b, iq, str_from_cstr(st->jid), NULL);
-        sm_send_item_el(sh, ITEM_STANZA, 'i', *to, str_from_cstr(st->jid), &b, 0, iq);
+        sm_serialise(&b, iq, sm_full(st->sess), NULL);
+        sm_send_item_el(sh, ITEM_STANZA, 'i', *to, sm_full(st->sess), &b, 0, iq, flags);
         buf_fini(&b);
         return;
     }
@@ -1023,21 +1743,37 @@ static void sm_iq(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq)
         return;
     }
     if (get && xmpp_xml_is(q, "ping", NS_PING)) {
-        sm_iq_result(st, iq, NULL);
+        xmpp_iq_result(st, iq, NULL);
         return;
     }
     if (set && xmpp_xml_is(q, "session", NS_SESSION)) {
-        sm_iq_result(st, iq, NULL);     /* RFC 3921 legacy step, a no-op */
+        xmpp_iq_result(st, iq, NULL);     /* RFC 3921 legacy step, a no-op */
         return;
     }
-    if (get && xmpp_xml_is(q, "query", NS_DISCO_INFO) && to_server) {
-        sm_iq_result(st, iq,
-                     "<query xmlns='" NS_DISCO_INFO "'>"
-                     "<identity category='server' type='im' name='presenced'/>"
-                     "<feature var='" NS_DISCO_INFO "'/>"
-                     "<feature var='" NS_PING "'/>"
-                     "<feature var='" NS_ROSTERVER "'/>"
-                     "</query>");
+    if (q && q->ns.len && str_eq_cstr(q->ns, NS_BLOCKING) && to_self) {
+        sm_block_iq(sh, st, iq, q, set);
+        return;
+    }
+    if (set && q && str_eq_cstr(q->ns, NS_CARBONS) &&
+        (xmpp_xml_is(q, "enable", NS_CARBONS) || xmpp_xml_is(q, "disable", NS_CARBONS))) {
+        st->sess->carbons = xmpp_xml_is(q, "enable", NS_CARBONS);
+        xmpp_iq_result(st, iq, NULL);
+        return;
+    }
+    if (xmpp_xml_is(q, "vCard", NS_VCARD) && (to_self || !to)) {
+        sm_vcard_iq(sh, st, iq, q, set);
+        return;
+    }
+    if (get && xmpp_xml_is(q, "query", NS_DISCO_INFO)) {
+        sm_disco_info(st, iq, to_server);
+        return;
+    }
+    if (get && xmpp_xml_is(q, "query", NS_DISCO_ITEMS)) {
+        xmpp_iq_result(st, iq, "<query xmlns='" NS_DISCO_ITEMS "'/>");
+        return;
+    }
+    if (xmpp_xml_is(q, "query", NS_REGISTER)) {
+        xmpp_register_iq(st, iq, q);
         return;
     }
     xmpp_stanza_error(st, iq, "cancel", "service-unavailable");
@@ -1045,34 +1781,91 @@ static void sm_iq(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq)
 
 /* --- messages --- */
 
+/* XEP-0280 §6: which messages are copied. */
+static bool sm_carbon_eligible(const xmpp_xml_el_t *el)
+{
+    const str_t *type = xmpp_xml_attr(el, "type");
+    if (!type || !str_eq_cstr(*type, "chat"))
+        return false;
+    return !xmpp_xml_child(el, "private", NS_CARBONS) && !xmpp_xml_child(el, "no-copy", NS_HINTS);
+}
+
 static void sm_message(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
 {
+    xmpp_sess_t *s = st->sess;
     const str_t *to = xmpp_xml_attr(el, "to");
-    if (!to) {
-        /* RFC 6121 §8.5.1: no 'to' means the user's own bare JID. */
-        buf_t b;
-        buf_init(&b);
-        str_t self = str_from_cstr(st->sess->user->key);
-        sm_serialise(&b, el, str_from_cstr(st->jid), &self);
-        sm_send_item_el(sh, ITEM_STANZA, 'm', self, str_from_cstr(st->jid), &b, 0, el);
-        buf_fini(&b);
-        return;
-    }
-    xmpp_jid_t *jid = malloc(sizeof(*jid));
-    if (!jid || xmpp_jid_parse(to->ptr, to->len, jid) < 0) {
+    str_t self = str_from_cstr(s->user->key);
+    xmpp_jid_t *jid = NULL;
+    if (to) {
+        jid = malloc(sizeof(*jid));
+        if (!jid || xmpp_jid_parse(to->ptr, to->len, jid) < 0) {
+            free(jid);
+            xmpp_stanza_error(st, el, "modify", "jid-malformed");
+            return;
+        }
         free(jid);
-        xmpp_stanza_error(st, el, "modify", "jid-malformed");
-        return;
+        if (sm_refuse_blocked(st, el, *to))
+            return;
     }
-    free(jid);
+    bool carbon = sm_carbon_eligible(el);
     buf_t b;
     buf_init(&b);
-    sm_serialise(&b, el, str_from_cstr(st->jid), NULL);
-    sm_send_item_el(sh, ITEM_STANZA, 'm', *to, str_from_cstr(st->jid), &b, 0, el);
+    /* RFC 6121 §8.5.1: no 'to' means the user's own bare JID. */
+    sm_serialise(&b, el, sm_full(s), to ? NULL : &self);
+    sm_send_item_el(sh, ITEM_STANZA, 'm', to ? *to : self, sm_full(s), &b, 0, el,
+                    carbon ? ITEM_F_CARBON : 0);
+    if (carbon)
+        for (xmpp_sess_t *o = s->user->sessions; o; o = o->next)
+            if (o != s && o->carbons && o->available)
+                sm_carbon(sh, o, "sent", b.data, b.len);
     buf_fini(&b);
 }
 
-/* --- entry points from the connection --- */
+/* --- sessions --- */
+
+static void sm_sess_end(shard_t *sh, xmpp_sess_t *s)
+{
+    sm_user_t *u = s->user;
+    timer_cancel(shard_timers(sh), &s->resume_timer);
+    if (s->available) {
+        /* RFC 6121 §4.5.2: unavailable on the user's behalf. */
+        s->available = false;
+        sm_broadcast(sh, s, "unavailable", false);
+    }
+    for (xmpp_sess_t **p = &u->sessions; *p; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    /* XEP-0198 §4: what the client never acknowledged was not delivered;
+     * messages wait in offline storage. */
+    for (sm_out_t *o = s->unacked, *n; o; o = n) {
+        n = o->next;
+        if (o->is_message)
+            sm_offline_put(sh, str_from_cstr(u->key), o->bytes, o->len);
+        free(o);
+    }
+    for (unsigned i = 0; i < s->n_held; i++) {
+        free(s->held[i].from);
+        buf_fini(&s->held[i].bytes);
+    }
+    free(s->held);
+    buf_fini(&s->presence);
+    free(s->resource);
+    free(s->full);
+    free(s);
+    metric_sub(shard_metrics(sh), xmpp_mid.sessions, 1);
+    sm_forget_if_idle(sh, u);
+}
+
+static void sm_resume_expired(timer_wheel_t *w, timer_ent_t *t)
+{
+    (void)w;
+    xmpp_sess_t *s = container_of(t, xmpp_sess_t, resume_timer);
+    LOG_DEBUG("%s: not resumed in time", s->full);
+    sm_sess_end(s->shard, s);
+}
 
 int xmpp_sm_bind(c2s_t *st, const char *resource, size_t len)
 {
@@ -1086,8 +1879,14 @@ int xmpp_sm_bind(c2s_t *st, const char *resource, size_t len)
     xmpp_sess_t *old = sm_sess_by_resource(u, (str_t){ res, (size_t)rl });
     if (old) {
         /* RFC 6120 §7.7.2.2: the new session wins; the old one is told why. */
-        c2s_stream_error(old->c2s, XMPP_XML_COND_CONFLICT, NULL);
-        xmpp_sm_unbind(old->c2s);
+        if (old->c2s) {
+            c2s_t *ost = old->c2s;
+            c2s_stream_error(ost, XMPP_XML_COND_CONFLICT, NULL);
+            xmpp_sm_unbind(ost);
+        } else {
+            sm_sess_end(sh, old);
+        }
+        u = sm_find(sm_of(sh), (str_t){ st->jid, st->bare_len }, true);
     }
     xmpp_sess_t *s = calloc(1, sizeof(*s));
     char *full = malloc(st->bare_len + 1 + (size_t)rl + 1);
@@ -1102,13 +1901,17 @@ int xmpp_sm_bind(c2s_t *st, const char *resource, size_t len)
     full[st->bare_len + 1 + rl] = 0;
     free(st->jid);
     st->jid = full;
+    s->full = strdup(full);
     s->resource = strndup(res, (size_t)rl);
     s->user = u;
     s->c2s = st;
+    s->shard = sh;
+    timer_init(&s->resume_timer, sm_resume_expired);
     buf_init(&s->presence);
     s->next = u->sessions;
     u->sessions = s;
     st->sess = s;
+    sm_load_contacts(sh, u);
     metric_inc(shard_metrics(sh), xmpp_mid.sessions);
     return 0;
 }
@@ -1119,23 +1922,120 @@ void xmpp_sm_unbind(c2s_t *st)
     if (!s)
         return;
     shard_t *sh = conn_shard(st->conn);
-    if (s->available) {
-        /* RFC 6121 §4.5.2: unavailable on the user's behalf. */
-        s->available = false;
-        sm_broadcast(sh, s, "unavailable");
-    }
-    sm_user_t *u = s->user;
-    for (xmpp_sess_t **p = &u->sessions; *p; p = &(*p)->next) {
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
-    }
-    buf_fini(&s->presence);
-    free(s->resource);
-    free(s);
     st->sess = NULL;
-    metric_sub(shard_metrics(sh), xmpp_mid.sessions, 1);
+    s->c2s = NULL;
+    unsigned timeout = xmpp_config()->resume_timeout_s;
+    if (s->sm_resumable && timeout && !st->clean_end) {
+        /* XEP-0198 §5: the session outlives its connection for a while. */
+        timer_arm(shard_timers(sh), &s->resume_timer, shard_now_ms(sh) + timeout * 1000ull);
+        metric_inc(shard_metrics(sh), xmpp_mid.sessions_detached);
+        return;
+    }
+    sm_sess_end(sh, s);
+}
+
+static void sm_sm_failed(c2s_t *st, const char *cond)
+{
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b, "<failed xmlns='" NS_SM "'><%s xmlns='" NS_STANZAS "'/></failed>", cond);
+    c2s_write(st, b.data, b.len);
+    buf_fini(&b);
+}
+
+bool xmpp_sm_resume(c2s_t *st, const xmpp_xml_el_t *el)
+{
+    shard_t *sh = conn_shard(st->conn);
+    const str_t *previd = xmpp_xml_attr(el, "previd"), *h = xmpp_xml_attr(el, "h");
+    sm_user_t *u = sm_find(sm_of(sh), (str_t){ st->jid, st->bare_len }, false);
+    xmpp_sess_t *s = NULL;
+    if (u && previd)
+        for (s = u->sessions; s; s = s->next)
+            if (s->sm_resumable && str_eq_cstr(*previd, s->sm_id))
+                break;
+    char *endp = NULL;
+    unsigned long long hv = h && h->len && h->len < 11 ? strtoull(strndupa(h->ptr, h->len), &endp, 10)
+                                                      : 0;
+    if (!s || !h || !endp || *endp || hv > UINT32_MAX) {
+        sm_sm_failed(st, "item-not-found");
+        return false;
+    }
+    if (s->c2s) {
+        /* The old connection is a ghost the server has not noticed yet. */
+        c2s_t *old = s->c2s;
+        old->sess = NULL;
+        s->c2s = NULL;
+        c2s_stream_error(old, XMPP_XML_COND_CONFLICT, "session resumed on another stream");
+    }
+    timer_cancel(shard_timers(sh), &s->resume_timer);
+    sm_acked(s, (uint32_t)hv);
+    s->c2s = st;
+    st->sess = s;
+    free(st->jid);
+    st->jid = strdup(s->full);
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b, "<resumed xmlns='" NS_SM "' h='%u'", s->h_in);
+    xmpp_xml_write_attr(&b, "previd", str_from_cstr(s->sm_id));
+    buf_append_str(&b, "/>");
+    c2s_write(st, b.data, b.len);
+    buf_fini(&b);
+    for (sm_out_t *o = s->unacked; o; o = o->next)
+        c2s_write(st, o->bytes, o->len);
+    metric_inc(shard_metrics(sh), xmpp_mid.sessions_resumed);
+    return true;
+}
+
+void xmpp_sm_count_in(c2s_t *st)
+{
+    if (st->sess && st->sess->sm_enabled)
+        st->sess->h_in++;
+}
+
+void xmpp_sm_nonza(c2s_t *st, const xmpp_xml_el_t *el)
+{
+    xmpp_sess_t *s = st->sess;
+    if (xmpp_xml_is(el, "enable", NS_SM)) {
+        if (s->sm_enabled) {
+            sm_sm_failed(st, "unexpected-request");
+            return;
+        }
+        const str_t *resume = xmpp_xml_attr(el, "resume");
+        unsigned timeout = xmpp_config()->resume_timeout_s;
+        s->sm_enabled = true;
+        buf_t b;
+        buf_init(&b);
+        buf_append_str(&b, "<enabled xmlns='" NS_SM "'");
+        if (resume && (str_eq_cstr(*resume, "true") || str_eq_cstr(*resume, "1")) && timeout) {
+            uint8_t rnd[10];
+            RAND_bytes(rnd, sizeof(rnd));
+            for (unsigned i = 0; i < sizeof(rnd); i++)
+                snprintf(s->sm_id + 2 * i, 3, "%02x", rnd[i]);
+            s->sm_resumable = true;
+            buf_printf(&b, " id='%s' resume='true' max='%u'", s->sm_id, timeout);
+        }
+        buf_append_str(&b, "/>");
+        c2s_write(st, b.data, b.len);
+        buf_fini(&b);
+    } else if (xmpp_xml_is(el, "r", NS_SM)) {
+        if (s->sm_enabled) {
+            char a[64];
+            int n = snprintf(a, sizeof(a), "<a xmlns='" NS_SM "' h='%u'/>", s->h_in);
+            c2s_write(st, a, (size_t)n);
+        }
+    } else if (xmpp_xml_is(el, "a", NS_SM)) {
+        const str_t *h = xmpp_xml_attr(el, "h");
+        if (s->sm_enabled && h && h->len && h->len < 11)
+            sm_acked(s, (uint32_t)strtoull(strndupa(h->ptr, h->len), NULL, 10));
+    } else if (xmpp_xml_is(el, "inactive", NS_CSI)) {
+        s->inactive = true;
+    } else if (xmpp_xml_is(el, "active", NS_CSI)) {
+        s->inactive = false;
+        if (s->n_held)
+            sm_held_flush(s);
+    } else {
+        c2s_stream_error(st, XMPP_XML_COND_UNSUPPORTED_STANZA_TYPE, NULL);
+    }
 }
 
 void xmpp_sm_stanza(c2s_t *st, const xmpp_xml_el_t *el)
