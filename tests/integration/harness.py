@@ -56,6 +56,7 @@ class Node:
         text = "[admin]\nlisten = 127.0.0.1:%d\n" % self.admin_port
         text += "[xmpp]\nlisten = 127.0.0.1:%d\ntls_listen = 127.0.0.1:%d\n" % (
             self.xmpp_port, self.xmpps_port)
+        text += "[sip]\nlisten =\ntls_listen =\n[pws]\nlisten =\ntls_listen =\n"
         with open(self.config_path, "w") as f:
             f.write(text + config)
 

@@ -15,10 +15,12 @@ def _ssl_context():
 
 
 class Client(slixmpp.ClientXMPP):
-    def __init__(self, jid, password, mech=None):
+    def __init__(self, jid, password, mech=None, plugins=()):
         slixmpp.ClientXMPP.__init__(self, jid, password, sasl_mech=mech)
         self.ssl_context = _ssl_context()
         self.register_plugin("xep_0199")
+        for p in plugins:
+            self.register_plugin(p)
         self.messages = asyncio.Queue()
         self.presences = asyncio.Queue()
         self.subscriptions = asyncio.Queue()
@@ -48,9 +50,9 @@ def run(loop, coro, timeout=15):
 
 
 async def connect(loop, jid, password, port, mech=None, direct_tls=False, starttls=True,
-                  send_presence=True, get_roster=True):
+                  send_presence=True, get_roster=True, plugins=()):
     asyncio.set_event_loop(loop)
-    c = Client(jid, password, mech=mech)
+    c = Client(jid, password, mech=mech, plugins=plugins)
     session = asyncio.Event()
     c.add_event_handler("session_start", lambda _e: session.set())
     c.add_event_handler("failed_auth", lambda _e: session.set())
