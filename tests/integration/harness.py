@@ -116,6 +116,11 @@ class Node:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("presenced did not exit within %ss" % timeout)
+        # A sanitizer build reports memory errors and leaks in the log.
+        log = self.log_text()
+        for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if mark in log:
+                raise AssertionError("presenced reported %r:\n%s" % (mark, log[-6000:]))
         return rc, time.time() - start
 
     def cleanup(self):
