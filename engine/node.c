@@ -38,6 +38,8 @@ typedef struct {
     cfg_addr_t addr;
     const conn_proto_t *proto;
     tls_ctx_t *tls;
+    const dgram_proto_t *dgram;     /* a datagram listener (proto NULL) */
+    int port_from;                  /* -1, or the listener whose port 0 choice it shares */
     unsigned port;
 } node_listener_t;
 
@@ -248,7 +250,32 @@ int node_add_listener(node_t *n, const cfg_addr_t *addr, const conn_proto_t *pro
     l->addr = *addr;
     l->proto = proto;
     l->tls = tls;
+    l->port_from = -1;
     return 0;
+}
+
+int node_add_dgram_listener(node_t *n, const cfg_addr_t *addr, const dgram_proto_t *proto,
+                            int port_from, char *err, size_t err_len)
+{
+    if (n->n_listeners == SHARD_LISTENERS_MAX) {
+        snprintf(err, err_len, "too many listeners (at most %d)", SHARD_LISTENERS_MAX);
+        return -ENOSPC;
+    }
+    ASSERT(port_from < (int)n->n_listeners);
+    node_listener_t *l = &n->listeners[n->n_listeners++];
+    l->addr = *addr;
+    l->dgram = proto;
+    l->port_from = port_from;
+    return 0;
+}
+
+static uint32_t node_dgram_mask(const node_t *n)
+{
+    uint32_t mask = 0;
+    for (unsigned i = 0; i < n->n_listeners; i++)
+        if (n->listeners[i].dgram)
+            mask |= 1u << i;
+    return mask;
 }
 
 /* --- listening sockets --- */
@@ -268,10 +295,14 @@ static void node_addr_set_port(struct sockaddr_storage *ss, unsigned port)
         ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 }
 
-static int node_listen(node_listener_t *l, unsigned backlog, char *err, size_t err_len)
+static int node_listen(node_t *n, node_listener_t *l, unsigned backlog, char *err,
+                       size_t err_len)
 {
     int one = 1;
-    int fd = socket(l->addr.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (l->port_from >= 0 && node_addr_port(&l->addr.addr) == 0)
+        node_addr_set_port(&l->addr.addr, n->listeners[l->port_from].port);
+    int fd = socket(l->addr.addr.ss_family, (l->dgram ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC,
+                    0);
     if (fd < 0) {
         snprintf(err, err_len, "socket for %s: %s", l->addr.text, strerror(errno));
         return -errno;
@@ -281,7 +312,7 @@ static int node_listen(node_listener_t *l, unsigned backlog, char *err, size_t e
      * new connections across them. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
         bind(fd, (struct sockaddr *)&l->addr.addr, l->addr.addr_len) < 0 ||
-        listen(fd, (int)backlog) < 0) {
+        (!l->dgram && listen(fd, (int)backlog) < 0)) {
         int e = errno;
         snprintf(err, err_len, "cannot listen on %s: %s", l->addr.text, strerror(e));
         close(fd);
@@ -328,6 +359,7 @@ static void *node_shard_main(void *arg)
         .shard_id = ns->id,
         .listen_fds = ns->listen_fds,
         .n_listeners = n->n_listeners,
+        .dgram_mask = node_dgram_mask(n),
         .max_files = n->files_per_shard,
         .recv_buffers = n->cfg.recv_buffers_per_shard,
         .recv_buffer_bytes = n->cfg.recv_buffer_bytes,
@@ -357,6 +389,7 @@ static void *node_shard_main(void *arg)
     for (unsigned i = 0; i < n->n_listeners; i++) {
         scfg.listeners[i].proto = n->listeners[i].proto;
         scfg.listeners[i].tls = n->listeners[i].tls;
+        scfg.listeners[i].dgram = n->listeners[i].dgram;
     }
     ns->sh = shard_create(&scfg);
     if (!ns->sh) {
@@ -412,7 +445,7 @@ int node_start(node_t *n, char *err, size_t err_len)
         ns->id = s;
         ns->cpu = n->cfg.pin_shards ? node_cpu_for(s) : -1;
         for (unsigned i = 0; i < n->n_listeners; i++) {
-            int fd = node_listen(&n->listeners[i], n->cfg.listen_backlog, err, err_len);
+            int fd = node_listen(n, &n->listeners[i], n->cfg.listen_backlog, err, err_len);
             if (fd < 0) {
                 for (unsigned j = 0; j < i; j++)
                     close(ns->listen_fds[j]);

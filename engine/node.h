@@ -31,6 +31,11 @@ int node_create(const cfg_t *cfg, node_t **out, char *err, size_t err_len);
  * the caller and kept alive until node_destroy. */
 int node_add_listener(node_t *n, const cfg_addr_t *addr, const conn_proto_t *proto,
                       tls_ctx_t *tls, char *err, size_t err_len);
+/* A UDP socket per shard on addr (SO_REUSEPORT). port_from >= 0: when addr's
+ * port is 0, use the port that listener (added before) was given, so that a
+ * protocol serves TCP and UDP on one port (SIP). */
+int node_add_dgram_listener(node_t *n, const cfg_addr_t *addr, const dgram_proto_t *proto,
+                            int port_from, char *err, size_t err_len);
 int node_start(node_t *n, char *err, size_t err_len);
 /* Returns true when every shard finished within the drain deadline. */
 bool node_stop(node_t *n);

@@ -164,6 +164,15 @@ void shard_metrics_register(metrics_t *m)
                                            "Time spent committing write batches.",
                                            METRIC_COUNTER);
     metrics_set_scale(m, shard_mid.commit_us, 1e-6);    /* kept in microseconds */
+    shard_mid.dgrams_in = metrics_register(m, "datagrams_received_total",
+                                           "Datagrams received on datagram listeners.",
+                                           METRIC_COUNTER);
+    shard_mid.dgrams_out = metrics_register(m, "datagrams_sent_total",
+                                            "Datagrams queued for sending.", METRIC_COUNTER);
+    shard_mid.dgrams_dropped = metrics_register(
+        m, "datagrams_dropped_total",
+        "Datagrams lost: truncated on receive, refused for too many in flight, or failed.",
+        METRIC_COUNTER);
     shard_mid.recv_starved = metrics_register(
         m, "receive_buffer_exhausted_total",
         "Times a receive stopped because the shard's receive buffers were all in use.",
@@ -706,6 +715,35 @@ void shard_fd_arrived(shard_t *sh, void *record, int32_t handle)
     m->handle = handle;
     m->fd_arrived = true;
     shard_move_join(sh, m);
+}
+
+/* --- datagrams --- */
+
+int shard_send_datagram(shard_t *sh, unsigned listener, const struct sockaddr *to,
+                        socklen_t to_len, const void *data, size_t len)
+{
+    if (listener >= sh->cfg.n_listeners || !sh->cfg.listeners[listener].dgram ||
+        !sh->cfg.io_ops->dgram_send)
+        return -ENOTSUP;
+    if (len > 65507)
+        return -EMSGSIZE;
+    int rc = sh->cfg.io_ops->dgram_send(sh->cfg.io, listener, to, to_len, data, len);
+    metric_inc(sh->cfg.metrics, rc == 0 ? shard_mid.dgrams_out : shard_mid.dgrams_dropped);
+    return rc;
+}
+
+void shard_datagram(shard_t *sh, unsigned listener, const struct sockaddr *from,
+                    socklen_t from_len, const char *data, size_t len)
+{
+    ASSERT(listener < sh->cfg.n_listeners && sh->cfg.listeners[listener].dgram);
+    metric_inc(sh->cfg.metrics, shard_mid.dgrams_in);
+    metric_add(sh->cfg.metrics, shard_mid.bytes_in, len);
+    sh->cfg.listeners[listener].dgram->on_datagram(sh, listener, from, from_len, data, len);
+}
+
+void shard_datagram_dropped(shard_t *sh)
+{
+    metric_inc(sh->cfg.metrics, shard_mid.dgrams_dropped);
 }
 
 /* --- driver reports --- */

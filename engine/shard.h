@@ -39,6 +39,8 @@
 #include "engine/tls.h"
 #include "storage/stor.h"
 
+#include <sys/socket.h>
+
 typedef struct shard shard_t;
 typedef struct conn conn_t;
 typedef struct node node_t;
@@ -62,6 +64,23 @@ typedef struct conn_proto {
      * moved to another shard. */
     void (*on_close)(conn_t *c);
 } conn_proto_t;
+
+/*
+ * Datagram listeners (UDP). Each shard has its own socket on the listener's
+ * address (SO_REUSEPORT), so the kernel keeps one peer's datagrams on one
+ * shard. The bytes passed to on_datagram are recycled when it returns.
+ */
+typedef struct dgram_proto {
+    const char *name;
+    void (*on_datagram)(shard_t *sh, unsigned listener, const struct sockaddr *from,
+                        socklen_t from_len, const char *data, size_t len);
+} dgram_proto_t;
+
+/* Queues one datagram (copied) from the shard's socket of that listener.
+ * 0, -EMSGSIZE (over 65507 bytes), -ENOBUFS (too many in flight: dropped and
+ * counted), -ENOTSUP (no such datagram listener or the driver has none). */
+int shard_send_datagram(shard_t *sh, unsigned listener, const struct sockaddr *to,
+                        socklen_t to_len, const void *data, size_t len);
 
 /* Why a connection closed; also the label of presenced_connections_closed_total. */
 typedef enum {

@@ -43,11 +43,16 @@ typedef struct {
     void (*wake)(void *io, unsigned dst);
     /* Stop accepting and close the listening sockets. */
     void (*listeners_stop)(void *io);
+    /* Send a datagram on listener's socket (bytes copied); 0 or -ENOBUFS.
+     * NULL: the driver has no datagram sockets. */
+    int (*dgram_send)(void *io, unsigned listener, const struct sockaddr *to, socklen_t to_len,
+                      const void *data, size_t len);
 } shard_io_ops_t;
 
 typedef struct {
     const conn_proto_t *proto;
     tls_ctx_t *tls;             /* direct TLS on accept; NULL for plain TCP */
+    const dgram_proto_t *dgram; /* set for a datagram listener (proto is NULL) */
 } shard_listener_t;
 
 #define SHARD_LISTENERS_MAX 16
@@ -74,7 +79,7 @@ typedef struct {
 typedef struct {
     metric_id_t accepted, closed, open, bytes_in, bytes_out, turns, overflows,
         handoffs_out, handoffs_in, accept_errors, recv_starved, commits, commit_errors,
-        commit_writes, commit_us;
+        commit_writes, commit_us, dgrams_in, dgrams_out, dgrams_dropped;
 } shard_metric_ids_t;
 
 extern shard_metric_ids_t shard_mid;
@@ -111,6 +116,11 @@ void shard_sent(conn_t *c, int res);
 void shard_io_closed(conn_t *c);
 void shard_moved(conn_t *c, int res);
 void shard_fd_arrived(shard_t *sh, void *record, int32_t handle);
+/* A datagram arrived on a datagram listener's socket. */
+void shard_datagram(shard_t *sh, unsigned listener, const struct sockaddr *from,
+                    socklen_t from_len, const char *data, size_t len);
+/* A datagram was lost (truncated on receive, or failed on send): counted. */
+void shard_datagram_dropped(shard_t *sh);
 /* Accept failed for want of descriptors or memory: counted. */
 void shard_accept_failed(shard_t *sh, int err);
 

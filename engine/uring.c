@@ -26,6 +26,8 @@ enum {
     UD_ARRIVED,         /* a socket arrived; low 56 bits = record */
     UD_WAKE,            /* someone woke us */
     UD_IGNORE,          /* completions with nothing to do (cancel, shutdown) */
+    UD_DGRAM,           /* index = datagram listener */
+    UD_DGRAM_SEND,      /* low 56 bits = the uring_dgram_t */
 };
 
 #define UD_OP_SHIFT 56
@@ -55,6 +57,19 @@ enum {
 #define URING_REARM_PER_TURN 256
 #define URING_ACCEPT_RETRY_MS 100
 #define URING_BUFFER_GROUP 1
+/* Datagrams queued to the kernel and not yet sent, per shard: past this a
+ * send is refused (and counted) rather than memory growing. */
+#define URING_DGRAM_INFLIGHT_MAX 16384
+
+/* One datagram on its way out: the message header and the bytes it points
+ * at live together until the completion. */
+typedef struct uring_dgram {
+    struct uring_dgram *prev, *next;
+    struct msghdr msg;
+    struct iovec iov;
+    struct sockaddr_storage to;
+    char data[];
+} uring_dgram_t;
 
 typedef struct {
     uint64_t ud;
@@ -69,6 +84,9 @@ struct uring_shard {
     uring_shard_config_t cfg;
     int listen_fds[SHARD_LISTENERS_MAX];
     bool accept_armed[SHARD_LISTENERS_MAX];
+    struct msghdr dgram_hdr[SHARD_LISTENERS_MAX];   /* what recvmsg fills in */
+    uring_dgram_t *dgram_sending;                   /* in flight, for destroy */
+    uint32_t dgram_inflight;
     bool listeners_closed;
     timer_ent_t accept_retry;
     /* Connections waiting for receive buffers. */
@@ -166,11 +184,29 @@ int uring_shard_ring_fd(const uring_shard_t *u)
     return u->ring.ring_fd;
 }
 
+static bool uring_is_dgram(const uring_shard_t *u, unsigned i)
+{
+    return (u->cfg.dgram_mask >> i) & 1u;
+}
+
 static void uring_arm_accept(uring_shard_t *u, unsigned i)
 {
     if (u->listeners_closed || u->accept_armed[i])
         return;
     struct io_uring_sqe *sqe = uring_sqe(u);
+    if (uring_is_dgram(u, i)) {
+        /* Each receive fills one provided buffer with a recvmsg header, the
+         * peer's address and the payload. */
+        struct msghdr *h = &u->dgram_hdr[i];
+        memset(h, 0, sizeof(*h));
+        h->msg_namelen = sizeof(struct sockaddr_storage);
+        io_uring_prep_recvmsg_multishot(sqe, u->listen_fds[i], h, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = URING_BUFFER_GROUP;
+        io_uring_sqe_set_data64(sqe, UD_MAKE(UD_DGRAM, 0, i));
+        u->accept_armed[i] = true;
+        return;
+    }
     io_uring_prep_multishot_accept_direct(sqe, u->listen_fds[i], NULL, NULL, 0);
     io_uring_sqe_set_data64(sqe, UD_MAKE(UD_ACCEPT, 0, i));
     u->accept_armed[i] = true;
@@ -202,6 +238,10 @@ void uring_shard_destroy(uring_shard_t *u)
     }
     bufring_fini(&u->br, &u->ring);
     io_uring_queue_exit(&u->ring);
+    for (uring_dgram_t *d = u->dgram_sending, *n; d; d = n) {
+        n = d->next;
+        free(d);
+    }
     free(u->starved);
     free(u->deferred);
     free(u);
@@ -329,7 +369,8 @@ static void uring_listeners_stop(void *io)
     for (unsigned i = 0; i < u->cfg.n_listeners; i++) {
         if (u->accept_armed[i]) {
             struct io_uring_sqe *sqe = uring_sqe(u);
-            io_uring_prep_cancel64(sqe, UD_MAKE(UD_ACCEPT, 0, i), 0);
+            io_uring_prep_cancel64(sqe, UD_MAKE(uring_is_dgram(u, i) ? UD_DGRAM : UD_ACCEPT, 0, i),
+                                   0);
             io_uring_sqe_set_data64(sqe, UD_MAKE(UD_IGNORE, 0, 0));
             sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
         }
@@ -337,6 +378,81 @@ static void uring_listeners_stop(void *io)
          * listeners on the same port are closing too. */
         shutdown(u->listen_fds[i], SHUT_RDWR);
         close(u->listen_fds[i]);
+    }
+}
+
+static int uring_dgram_send(void *io, unsigned listener, const struct sockaddr *to,
+                            socklen_t to_len, const void *data, size_t len)
+{
+    uring_shard_t *u = io;
+    if (u->listeners_closed || u->dgram_inflight >= URING_DGRAM_INFLIGHT_MAX ||
+        to_len > sizeof(struct sockaddr_storage))
+        return -ENOBUFS;
+    uring_dgram_t *d = malloc(sizeof(*d) + len);
+    if (!d)
+        return -ENOBUFS;
+    memset(d, 0, sizeof(*d));
+    memcpy(&d->to, to, to_len);
+    memcpy(d->data, data, len);
+    d->iov = (struct iovec){ .iov_base = d->data, .iov_len = len };
+    d->msg.msg_name = &d->to;
+    d->msg.msg_namelen = to_len;
+    d->msg.msg_iov = &d->iov;
+    d->msg.msg_iovlen = 1;
+    d->next = u->dgram_sending;
+    if (d->next)
+        d->next->prev = d;
+    u->dgram_sending = d;
+    u->dgram_inflight++;
+    ASSERT(((uintptr_t)d >> UD_OP_SHIFT) == 0);
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    io_uring_prep_sendmsg(sqe, u->listen_fds[listener], &d->msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, ((uint64_t)UD_DGRAM_SEND << UD_OP_SHIFT) | (uintptr_t)d);
+    return 0;
+}
+
+static void uring_on_dgram_sent(uring_shard_t *u, uring_dgram_t *d, int res)
+{
+    if (res < 0)
+        shard_datagram_dropped(u->sh);
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        u->dgram_sending = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    u->dgram_inflight--;
+    free(d);
+}
+
+static void uring_on_dgram(uring_shard_t *u, uint64_t ud, int res, uint32_t flags)
+{
+    unsigned li = UD_IDX(ud);
+    ASSERT(li < u->cfg.n_listeners);
+    if (!(flags & IORING_CQE_F_MORE))
+        u->accept_armed[li] = false;
+    if (flags & IORING_CQE_F_BUFFER) {
+        uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+        char *buf = bufring_buf(&u->br, bid);
+        bufring_taken(&u->br);
+        struct msghdr *h = &u->dgram_hdr[li];
+        struct io_uring_recvmsg_out *o =
+            res > 0 ? io_uring_recvmsg_validate(buf, res, h) : NULL;
+        if (o && !(o->flags & MSG_TRUNC) && o->namelen <= h->msg_namelen) {
+            shard_datagram(u->sh, li, io_uring_recvmsg_name(o), (socklen_t)o->namelen,
+                           io_uring_recvmsg_payload(o, h),
+                           io_uring_recvmsg_payload_length(o, res, h));
+        } else if (res > 0) {
+            shard_datagram_dropped(u->sh);      /* larger than a receive buffer */
+        }
+        bufring_recycle(&u->br, bid);
+    }
+    if (!u->accept_armed[li] && !u->listeners_closed) {
+        if (res == -ENOBUFS || res < 0)
+            timer_arm(shard_timers(u->sh), &u->accept_retry,
+                      shard_now_ms(u->sh) + (res == -ENOBUFS ? 1 : URING_ACCEPT_RETRY_MS));
+        else
+            uring_arm_accept(u, li);
     }
 }
 
@@ -348,6 +464,7 @@ const shard_io_ops_t uring_io_ops = {
     .move = uring_move,
     .wake = uring_wake,
     .listeners_stop = uring_listeners_stop,
+    .dgram_send = uring_dgram_send,
 };
 
 /* --- completions --- */
@@ -451,6 +568,12 @@ static void uring_dispatch(uring_shard_t *u, uint64_t ud, int res, uint32_t flag
         if (res < 0)
             PANIC("a connection arrived with error %d", res);
         shard_fd_arrived(u->sh, UD_PTR(ud), res);
+        break;
+    case UD_DGRAM:
+        uring_on_dgram(u, ud, res, flags);
+        break;
+    case UD_DGRAM_SEND:
+        uring_on_dgram_sent(u, UD_PTR(ud), res);
         break;
     case UD_WAKE:
     case UD_IGNORE:

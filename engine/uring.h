@@ -26,6 +26,7 @@ typedef struct {
     unsigned shard_id;
     const int *listen_fds;          /* one per listener, owned by the driver after create */
     unsigned n_listeners;
+    uint32_t dgram_mask;            /* bit i: listener i is a datagram socket */
     uint32_t max_files;             /* registered file table size */
     uint32_t recv_buffers;          /* power of two */
     uint32_t recv_buffer_bytes;

@@ -342,6 +342,62 @@ static void test_quit_and_stop(void)
     close(b);
 }
 
+/* Datagrams: "shard=N " + the payload back to the sender. */
+static void echo_datagram(shard_t *sh, unsigned listener, const struct sockaddr *from,
+                          socklen_t from_len, const char *data, size_t len)
+{
+    char out[2048];
+    int n = snprintf(out, sizeof(out), "shard=%u ", shard_id(sh));
+    if (len > sizeof(out) - (size_t)n)
+        len = sizeof(out) - (size_t)n;
+    memcpy(out + n, data, len);
+    CHECK_EQ(shard_send_datagram(sh, listener, from, from_len, out, (size_t)n + len), 0);
+}
+
+static const dgram_proto_t echo_proto = { .name = "echo", .on_datagram = echo_datagram };
+static unsigned udp_port;
+
+/* Datagram listeners: one socket per shard on the TCP listener's port, each
+ * peer's datagrams answered from the shard the kernel chose, and datagrams
+ * larger than a receive buffer dropped and counted, never truncated. */
+static void test_datagrams(void)
+{
+    CHECK_EQ(udp_port, port);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)udp_port) };
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    bool seen[2] = { false, false };
+    for (int i = 0; i < 32 && !(seen[0] && seen[1]); i++) {
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        REQUIRE(fd >= 0);
+        struct timeval tv = { .tv_sec = 3 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char msg[32], buf[256];
+        int n = snprintf(msg, sizeof(msg), "ping %d", i);
+        for (int k = 0; k < 3; k++) {
+            REQUIRE(sendto(fd, msg, (size_t)n, 0, (struct sockaddr *)&sa, sizeof(sa)) == n);
+            ssize_t got = recv(fd, buf, sizeof(buf) - 1, 0);
+            REQUIRE(got > 0);
+            buf[got] = 0;
+            unsigned shard;
+            char rest[64];
+            REQUIRE(sscanf(buf, "shard=%u %63[^\n]", &shard, rest) == 2);
+            CHECK(shard < 2);
+            CHECK_STR(rest, msg);
+            seen[shard] = true;
+        }
+        /* Bigger than a 4 KiB receive buffer: dropped, no answer. */
+        static char big[9000];
+        memset(big, 'b', sizeof(big));
+        REQUIRE(sendto(fd, big, sizeof(big), 0, (struct sockaddr *)&sa, sizeof(sa)) ==
+                (ssize_t)sizeof(big));
+        struct timeval shortwait = { .tv_usec = 200000 };
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &shortwait, sizeof(shortwait));
+        CHECK(recv(fd, buf, sizeof(buf), 0) < 0);
+        close(fd);
+    }
+    CHECK(seen[0] && seen[1]);
+}
+
 int main(void)
 {
     char dir[] = "/tmp/presenced-test-shard-XXXXXX";
@@ -371,12 +427,14 @@ int main(void)
     REQUIRE(tls_ctx_create_server(cert, key, &server_tls, err, sizeof(err)) == 0);
     REQUIRE(tls_ctx_create_client(&client_tls) == 0);
     REQUIRE(node_add_listener(node, &addr, &probe_proto, server_tls, err, sizeof(err)) == 0);
+    REQUIRE(node_add_dgram_listener(node, &addr, &echo_proto, 0, err, sizeof(err)) == 0);
     if (node_start(node, err, sizeof(err)) < 0) {
         fprintf(stderr, "node_start: %s\n", err);
         return 1;
     }
     port = node_listener_port(node, 0);
     tls_port = node_listener_port(node, 1);
+    udp_port = node_listener_port(node, 2);
     REQUIRE(port > 0 && tls_port > 0);
 
     T_RUN(test_spread_over_shards);
@@ -384,6 +442,7 @@ int main(void)
     T_RUN(test_output_bound);
     T_RUN(test_idle_timeout);
     T_RUN(test_tls_and_moving_tls_state);
+    T_RUN(test_datagrams);
     T_RUN(test_quit_and_stop);
 
     node_destroy(node);
