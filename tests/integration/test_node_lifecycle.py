@@ -9,13 +9,20 @@ import harness
 from harness import Node, PRESENCED
 
 
+def line_of(node, text):
+    """The line number of text in the node's config file."""
+    with open(node.config_path) as f:
+        return f.read().split("\n").index(text) + 1
+
+
 def test_bad_config_names_file_and_line():
     node = Node(config="[node]\nshards = 2\nshard = 3\n")
     try:
         rc = node.proc.wait(timeout=10)
         assert rc != 0, "presenced started with an unknown key"
         log = node.log_text()
-        assert "presenced.conf:8" in log and "shard" in log, log
+        want = "presenced.conf:%d:" % line_of(node, "shard = 3")
+        assert want in log and "unknown key 'shard'" in log, log
     finally:
         node.cleanup()
 
@@ -25,7 +32,8 @@ def test_bad_value_names_file_and_line():
     try:
         assert node.proc.wait(timeout=10) != 0
         log = node.log_text()
-        assert "presenced.conf:7" in log and "idle_timeout_s" in log, log
+        want = "presenced.conf:%d:" % line_of(node, "idle_timeout_s = soon")
+        assert want in log and "idle_timeout_s" in log, log
     finally:
         node.cleanup()
 
