@@ -349,6 +349,7 @@ typedef struct {
     uint64_t delivered;         /* presences stamped with this stage */
     uint64_t in_window;         /* ... that arrived before the stage's sending ended */
     uint64_t changes;           /* changes this worker sent in the stage */
+    uint64_t expected;          /* deliveries they owe: their senders' online contacts */
     uint64_t lag_max_ns;        /* latest a change went out after its schedule */
     uint64_t lag_sum_ns;
 } pb_stage_stats_t;
@@ -370,6 +371,7 @@ typedef struct {
     uint32_t inflight, window;
     uint64_t started;
     uint32_t *ready;            /* READY connections, for the stages' round robin */
+    uint32_t *contacts;         /* scratch: one user's contacts */
     uint32_t n_ready, rr;
     /* results, read by the main thread after the worker stopped or via atomics */
     pb_hist_t login_lat, roster_lat, initial_lat;
@@ -382,7 +384,7 @@ typedef struct {
     char first_error[160];
     /* progress, published for the main thread (relaxed: counts only) */
     _Atomic uint64_t p_login_done, p_bound, p_roster_done, p_initial_done, p_presences,
-        p_logout_done, p_changes;
+        p_logout_done;
     _Atomic uint64_t p_expect;  /* steps the phase owes, counted when the worker entered it */
     _Atomic int p_phase;        /* the phase the worker has entered (release) */
     uint64_t initial_sent;
@@ -390,8 +392,16 @@ typedef struct {
 
 static struct {
     _Atomic int phase;
-    uint64_t stage_t0[PB_STAGES_MAX];   /* written before the phase is published */
-    uint64_t stage_t1[PB_STAGES_MAX];
+    /* Users online with initial presence sent (1) or not (0), set by the
+     * worker that holds them and read by all to count the deliveries a
+     * change owes (relaxed: a change racing a login or a failure may count
+     * one delivery more or less). */
+    _Atomic uint8_t *online;
+    /* A stage's start and the end of its sending, set before its phase is
+     * published; atomics because the worker that reads one on a delivery
+     * may not have seen that phase yet (it is set 20 ms before any change). */
+    _Atomic uint64_t stage_t0[PB_STAGES_MAX];
+    _Atomic uint64_t stage_t1[PB_STAGES_MAX];
     pb_worker_t *workers;
     struct sockaddr_in server;
 } g;
@@ -512,6 +522,7 @@ static void pb_close(pb_worker_t *w, uint32_t idx, uint8_t final)
         atomic_fetch_add_explicit(&w->p_logout_done, 1, memory_order_relaxed);
     }
     c->state = final;
+    atomic_store_explicit(&g.online[c->user], 0, memory_order_relaxed);
     if (c->scram) {
         sasl_scram_client_fini(c->scram);
         free(c->scram);
@@ -756,7 +767,7 @@ static void pb_on_presence(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it
     pb_stage_stats_t *s = &w->stage[stage - 1];
     s->delivered++;
     pb_hist_add(&s->lat, now - sent);
-    if (now <= g.stage_t1[stage - 1])
+    if (now <= atomic_load_explicit(&g.stage_t1[stage - 1], memory_order_relaxed))
         s->in_window++;
 }
 
@@ -1024,6 +1035,7 @@ static uint64_t pb_initial_tick(pb_worker_t *w, uint64_t now)
         c->due = false;
         w->started++;
         if (c->state == C_READY) {
+            atomic_store_explicit(&g.online[c->user], 1, memory_order_relaxed);
             pb_send_presence(w, idx, 0, false);
             w->ready[w->n_ready++] = idx;
             w->initial_sent++;
@@ -1035,7 +1047,8 @@ static uint64_t pb_initial_tick(pb_worker_t *w, uint64_t now)
 
 static uint64_t pb_stage_tick(pb_worker_t *w, unsigned k, uint64_t now)
 {
-    uint64_t t0 = g.stage_t0[k], t1 = g.stage_t1[k];
+    uint64_t t0 = atomic_load_explicit(&g.stage_t0[k], memory_order_relaxed);
+    uint64_t t1 = atomic_load_explicit(&g.stage_t1[k], memory_order_relaxed);
     if (now < t0)
         return t0 - now < PB_TICK_NS ? t0 - now : PB_TICK_NS;
     if (now >= t1 || !w->n_ready)
@@ -1059,9 +1072,12 @@ static uint64_t pb_stage_tick(pb_worker_t *w, unsigned k, uint64_t now)
             s->lag_max_ns = lag;
         s->changes++;
         c->changes++;
+        pb_graph_contacts(&graph, c->user, w->contacts);
+        for (unsigned i = 0; i < graph.degree; i++)
+            s->expected +=
+                atomic_load_explicit(&g.online[w->contacts[i]], memory_order_relaxed);
         pb_send_presence(w, idx, k + 1, c->changes % 2 == 1);
     }
-    atomic_store_explicit(&w->p_changes, s->changes, memory_order_relaxed);
     uint64_t next = t0 + (uint64_t)((double)s->changes * 1e9 / per_worker);
     uint64_t wait = next > now ? next - now : 0;
     return wait < PB_TICK_NS ? PB_TICK_NS : wait > PB_IDLE_WAIT_NS ? PB_IDLE_WAIT_NS : wait;
@@ -1207,6 +1223,7 @@ typedef struct {
     double server_cpu_s;        /* utime + stime */
     long server_rss_kib;
     double gen_cpu_s;
+    double machine_busy_s;      /* every CPU's non-idle time, /proc/stat */
 } pb_sample_t;
 
 static double pb_server_cpu_s(int pid)
@@ -1247,6 +1264,23 @@ static long pb_status_kib(int pid, const char *key)
     return kib;
 }
 
+/* Busy CPU seconds of the whole machine: the server and the generator share
+ * it with whatever else runs, and this says how much that was. */
+static double pb_machine_busy_s(void)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    unsigned long long v[8] = { 0 };
+    if (!f)
+        return -1;
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n < 5)
+        return -1;
+    unsigned long long busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];    /* not idle, iowait */
+    return (double)busy / (double)sysconf(_SC_CLK_TCK);
+}
+
 static pb_sample_t pb_sample(void)
 {
     pb_sample_t s = { .t_ns = clk_monotonic_ns(), .server_cpu_s = -1, .server_rss_kib = -1 };
@@ -1258,12 +1292,14 @@ static pb_sample_t pb_sample(void)
     getrusage(RUSAGE_SELF, &ru);
     s.gen_cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                   (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    s.machine_busy_s = pb_machine_busy_s();
     return s;
 }
 
 typedef struct {
     const char *name;
     double wall_s, server_cores, gen_cores;
+    double other_cores;         /* the machine's busy cores minus server and generator */
     long rss_end_kib;
 } pb_phase_use_t;
 
@@ -1274,6 +1310,12 @@ static pb_phase_use_t pb_use(const char *name, pb_sample_t a, pb_sample_t b)
                          ? (b.server_cpu_s - a.server_cpu_s) / u.wall_s
                          : -1;
     u.gen_cores = u.wall_s > 0 ? (b.gen_cpu_s - a.gen_cpu_s) / u.wall_s : 0;
+    u.other_cores = a.machine_busy_s >= 0 && b.machine_busy_s >= 0 && u.wall_s > 0
+                        ? (b.machine_busy_s - a.machine_busy_s) / u.wall_s - u.gen_cores -
+                              (u.server_cores > 0 ? u.server_cores : 0)
+                        : -1;
+    if (u.other_cores < 0 && u.other_cores > -0.05)
+        u.other_cores = 0;      /* tick rounding */
     u.rss_end_kib = b.server_rss_kib;
     return u;
 }
@@ -1407,6 +1449,7 @@ static void pb_collect(void)
             s->delivered += w->stage[k].delivered;
             s->in_window += w->stage[k].in_window;
             s->changes += w->stage[k].changes;
+            s->expected += w->stage[k].expected;
             s->lag_sum_ns += w->stage[k].lag_sum_ns;
             if (w->stage[k].lag_max_ns > s->lag_max_ns)
                 s->lag_max_ns = w->stage[k].lag_max_ns;
@@ -1449,8 +1492,9 @@ static void pb_print_lat(FILE *f, const char *label, const pb_hist_t *h, double 
 
 static void pb_print_use(const pb_phase_use_t *u)
 {
-    printf("  %-26s %8.2f s  server %5.2f cores  generator %5.2f cores  server RSS %ld KiB\n",
-           u->name, u->wall_s, u->server_cores, u->gen_cores, u->rss_end_kib);
+    printf("  %-22s %8.2f s  server %5.2f  generator %5.2f  others %5.2f cores  "
+           "server RSS %ld KiB\n",
+           u->name, u->wall_s, u->server_cores, u->gen_cores, u->other_cores, u->rss_end_kib);
 }
 
 static void pb_report_table(void)
@@ -1468,7 +1512,7 @@ static void pb_report_table(void)
     pb_print_lat(stdout, "initial delivery latency", &tot.initial, 1e6, "ms");
     for (unsigned k = 0; k < opt.n_rates; k++) {
         pb_stage_stats_t *s = &tot.stage_sum[k];
-        double offered = (double)s->changes * graph.degree;
+        double offered = (double)s->expected;
         printf("stage %u: %.0f changes/s offered, %" PRIu64 " sent in %.1f s; deliveries %.0f/s "
                "(%" PRIu64 " of %.0f expected, %.2f%%)\n",
                k + 1, opt.rates[k], s->changes, opt.duration_s,
@@ -1520,8 +1564,8 @@ static void pb_json_lat(FILE *f, const char *name, const pb_hist_t *h, double un
 static void pb_json_use(FILE *f, const pb_phase_use_t *u)
 {
     fprintf(f, "\"wall_s\":%.3f,\"server_cores\":%.3f,\"generator_cores\":%.3f,"
-               "\"server_rss_kib\":%ld",
-            u->wall_s, u->server_cores, u->gen_cores, u->rss_end_kib);
+               "\"other_cores\":%.3f,\"server_rss_kib\":%ld",
+            u->wall_s, u->server_cores, u->gen_cores, u->other_cores, u->rss_end_kib);
 }
 
 static int pb_report_json(void)
@@ -1564,7 +1608,7 @@ static int pb_report_json(void)
                    ",\"expected\":%" PRIu64 ",\"deliveries_per_s\":%.1f,"
                    "\"send_lag_us_mean\":%.1f,\"send_lag_us_max\":%.1f,",
                 k ? "," : "", opt.rates[k], s->changes, s->delivered,
-                s->changes * graph.degree, (double)s->in_window / opt.duration_s,
+                s->expected, (double)s->in_window / opt.duration_s,
                 s->changes ? (double)s->lag_sum_ns / (double)s->changes / 1e3 : 0,
                 (double)s->lag_max_ns / 1e3);
         pb_json_lat(f, "latency_us", &tot.stage[k], 1e3);
@@ -1632,7 +1676,8 @@ static int pb_run(void)
     signal(SIGPIPE, SIG_IGN);
 
     g.workers = calloc(opt.threads, sizeof(*g.workers));
-    if (!g.workers)
+    g.online = calloc(opt.users, sizeof(*g.online));
+    if (!g.workers || !g.online)
         return 1;
     for (unsigned t = 0; t < opt.threads; t++) {
         pb_worker_t *w = &g.workers[t];
@@ -1642,7 +1687,8 @@ static int pb_run(void)
         w->conns = calloc(w->n, sizeof(*w->conns));
         w->flush = malloc(sizeof(uint32_t) * w->n);
         w->ready = malloc(sizeof(uint32_t) * w->n);
-        if (!w->conns || !w->flush || !w->ready)
+        w->contacts = malloc(sizeof(uint32_t) * (graph.degree + 1));
+        if (!w->conns || !w->flush || !w->ready || !w->contacts)
             return 1;
         for (uint32_t i = 0; i < w->n; i++)
             w->conns[i].user = w->first_user + i;
@@ -1654,7 +1700,7 @@ static int pb_run(void)
             pb_hist_init(&w->stage[k].lat);
     }
     for (unsigned k = 0; k < PB_STAGES_MAX; k++)
-        g.stage_t1[k] = UINT64_MAX;
+        atomic_init(&g.stage_t1[k], UINT64_MAX);
     for (unsigned t = 0; t < opt.threads; t++)
         if (pthread_create(&g.workers[t].thread, NULL, pb_worker_main, &g.workers[t]) != 0)
             return 1;
@@ -1694,15 +1740,16 @@ static int pb_run(void)
 
     for (unsigned k = 0; k < opt.n_rates; k++) {
         uint64_t t0 = clk_monotonic_ns() + 20000000u;   /* every worker awake by then */
-        g.stage_t0[k] = t0;
-        g.stage_t1[k] = t0 + (uint64_t)(opt.duration_s * 1e9);
+        uint64_t t1 = t0 + (uint64_t)(opt.duration_s * 1e9);
+        atomic_store_explicit(&g.stage_t0[k], t0, memory_order_relaxed);
+        atomic_store_explicit(&g.stage_t1[k], t1, memory_order_relaxed);
         fprintf(stderr, "presbench: stage %u: %.0f changes/s for %.1f s...\n", k + 1,
                 opt.rates[k], opt.duration_s);
         pb_set_phase(PB_PH_STAGE + (int)k);
         while (clk_monotonic_ns() < t0)
             pb_sleep_ms(1);
         pb_sample_t a = pb_sample();
-        while (clk_monotonic_ns() < g.stage_t1[k])
+        while (clk_monotonic_ns() < t1)
             pb_sleep_ms(5);
         pb_sample_t b = pb_sample();
         snprintf(stage_names[k], sizeof(stage_names[k]), "stage %u (%.0f/s)", k + 1,
