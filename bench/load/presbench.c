@@ -352,6 +352,8 @@ typedef struct {
     uint64_t expected;          /* deliveries they owe: their senders' online contacts */
     uint64_t lag_max_ns;        /* latest a change went out after its schedule */
     uint64_t lag_sum_ns;
+    uint64_t receives;          /* receive completions with data during the stage's window: */
+    uint64_t received_bytes;    /* deliveries per receive say how much the node coalesces */
 } pb_stage_stats_t;
 
 typedef struct {
@@ -928,8 +930,17 @@ static void pb_on_cqe(pb_worker_t *w, const struct io_uring_cqe *cqe)
         if (cqe->flags & IORING_CQE_F_BUFFER) {
             uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
             bufring_taken(&w->br);
-            if (alive && res > 0)
-                pb_on_data(w, idx, bufring_buf(&w->br, bid), (size_t)res, clk_monotonic_ns());
+            if (alive && res > 0) {
+                uint64_t now = clk_monotonic_ns();
+                if (w->phase >= PB_PH_STAGE) {
+                    unsigned k = (unsigned)(w->phase - PB_PH_STAGE);
+                    if (now <= atomic_load_explicit(&g.stage_t1[k], memory_order_relaxed)) {
+                        w->stage[k].receives++;
+                        w->stage[k].received_bytes += (uint64_t)res;
+                    }
+                }
+                pb_on_data(w, idx, bufring_buf(&w->br, bid), (size_t)res, now);
+            }
             bufring_recycle(&w->br, bid);
         }
         alive = c->state != C_CLOSED && c->state != C_FAILED;
@@ -1450,6 +1461,8 @@ static void pb_collect(void)
             s->in_window += w->stage[k].in_window;
             s->changes += w->stage[k].changes;
             s->expected += w->stage[k].expected;
+            s->receives += w->stage[k].receives;
+            s->received_bytes += w->stage[k].received_bytes;
             s->lag_sum_ns += w->stage[k].lag_sum_ns;
             if (w->stage[k].lag_max_ns > s->lag_max_ns)
                 s->lag_max_ns = w->stage[k].lag_max_ns;
@@ -1519,6 +1532,10 @@ static void pb_report_table(void)
                (double)s->in_window / opt.duration_s, s->delivered, offered,
                offered > 0 ? 100.0 * (double)s->delivered / offered : 0);
         pb_print_lat(stdout, "change-to-delivery", &tot.stage[k], 1e3, "us");
+        printf("  %-26s %.0f/s, %.2f deliveries and %.0f bytes each\n", "receives",
+               (double)s->receives / opt.duration_s,
+               s->receives ? (double)s->in_window / (double)s->receives : 0,
+               s->receives ? (double)s->received_bytes / (double)s->receives : 0);
         printf("  %-26s mean %.1f us  max %.1f us\n", "send lag behind schedule",
                s->changes ? (double)s->lag_sum_ns / (double)s->changes / 1e3 : 0,
                (double)s->lag_max_ns / 1e3);
@@ -1606,11 +1623,13 @@ static int pb_report_json(void)
         pb_stage_stats_t *s = &tot.stage_sum[k];
         fprintf(f, "%s{\"rate\":%.0f,\"changes\":%" PRIu64 ",\"delivered\":%" PRIu64
                    ",\"expected\":%" PRIu64 ",\"deliveries_per_s\":%.1f,"
-                   "\"send_lag_us_mean\":%.1f,\"send_lag_us_max\":%.1f,",
+                   "\"send_lag_us_mean\":%.1f,\"send_lag_us_max\":%.1f,"
+                   "\"receives_per_s\":%.1f,\"deliveries_per_receive\":%.3f,",
                 k ? "," : "", opt.rates[k], s->changes, s->delivered,
                 s->expected, (double)s->in_window / opt.duration_s,
                 s->changes ? (double)s->lag_sum_ns / (double)s->changes / 1e3 : 0,
-                (double)s->lag_max_ns / 1e3);
+                (double)s->lag_max_ns / 1e3, (double)s->receives / opt.duration_s,
+                s->receives ? (double)s->in_window / (double)s->receives : 0);
         pb_json_lat(f, "latency_us", &tot.stage[k], 1e3);
         fputc(',', f);
         pb_json_use(f, &use_stage[k]);
