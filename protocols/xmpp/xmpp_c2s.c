@@ -121,6 +121,7 @@ int xmpp_c2s_configure(const xmpp_c2s_config_t *cfg)
                                                    ? tree : XMPP_XML_TREE_BYTES_LIMIT);
     }
     xmpp_xml_global_init();
+    xmpp_sm_register_presence();
     if (cfg->metrics)
         c2s_register_metrics(cfg->metrics);
     return 0;

@@ -117,6 +117,9 @@ bool xmpp_sm_resume(c2s_t *st, const xmpp_xml_el_t *el);
 /* Connection gone: a stream-managed session with resumption waits for a new
  * connection, any other is ended (unavailable, forgotten). */
 void xmpp_sm_unbind(c2s_t *st);
+/* Makes the session manager the keeper of subscription records and an
+ * observer of other protocols' presence sources (engine/presence.h). */
+void xmpp_sm_register_presence(void);
 /* Writes a stanza to a session (after binding). */
 void xmpp_sess_write(xmpp_sess_t *s, const void *data, size_t len);
 

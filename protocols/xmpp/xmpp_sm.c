@@ -29,6 +29,7 @@
 
 #include "engine/contact.h"
 #include "engine/log.h"
+#include "engine/presence.h"
 #include "engine/route.h"
 #include "engine/sub.h"
 #include "protocols/xmpp/xmpp_c2s.h"
@@ -99,6 +100,10 @@ struct xmpp_sess {
     bool blocklist_interested;  /* asked for the block list: gets its pushes */
     bool carbons;               /* XEP-0280 */
     bool inactive;              /* XEP-0352 */
+    bool external;              /* a source held by another protocol (a SIP publication),
+                                   shown to XMPP watchers as a resource of its own */
+    uint8_t pstate;             /* pres_state_t of the last available presence */
+    char *status;               /* its <status/>, or NULL */
     bool sm_enabled, sm_resumable;
     uint32_t h_in, h_out, h_acked;
     sm_out_t *unacked, *unacked_tail;
@@ -1195,6 +1200,7 @@ static uint8_t sm_sub_apply(shard_t *sh, sm_user_t *u, str_t contact, sub_event_
         c->sub = r.state;
         sm_store_contact(sh, u, contact, c);
         sm_push(u, c, false);
+        pres_sub_changed(sh, str_from_cstr(u->key), contact, r.state);
     }
     if (r.actions & SUB_ACT_SEND_PRESENCE) {
         if (c)
@@ -1324,6 +1330,18 @@ static bool sm_refuse_blocked(c2s_t *st, const xmpp_xml_el_t *el, str_t to)
 
 /* --- presence from the client --- */
 
+/* RFC 6121 §4.7.2.1 <show/> as a neutral state; anything else is available. */
+static uint8_t sm_show_state(str_t show)
+{
+    if (str_eq_cstr(show, "away"))
+        return PRES_AWAY;
+    if (str_eq_cstr(show, "xa"))
+        return PRES_XA;
+    if (str_eq_cstr(show, "dnd"))
+        return PRES_DND;
+    return PRES_AVAILABLE;
+}
+
 static void sm_presence(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
 {
     xmpp_sess_t *s = st->sess;
@@ -1358,6 +1376,7 @@ static void sm_presence(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
         if (s->available) {
             s->available = false;
             sm_broadcast(sh, s, "unavailable", false);
+            pres_changed(sh, str_from_cstr(s->user->key), PRES_PROVIDER_XMPP);
         }
         return;
     }
@@ -1368,8 +1387,13 @@ static void sm_presence(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
         s->priority = 0;
     s->presence.len = 0;
     sm_serialise(&s->presence, el, sm_full(s), NULL);
+    s->pstate = sm_show_state(xmpp_xml_child_text(el, "show", NS_CLIENT));
+    str_t status = xmpp_xml_child_text(el, "status", NS_CLIENT);
+    free(s->status);
+    s->status = status.ptr ? strndup(status.ptr, status.len) : NULL;
     s->available = true;
     sm_broadcast(sh, s, NULL, initial);
+    pres_changed(sh, str_from_cstr(s->user->key), PRES_PROVIDER_XMPP);
     if (initial)
         sm_probe_contacts(sh, s);
     if (initial && s->priority >= 0)
@@ -1494,6 +1518,7 @@ static void sm_roster_set(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
         }
         sm_store_contact(sh, u, ckey, NULL);
         sm_push(u, c, true);
+        pres_sub_changed(sh, str_from_cstr(u->key), ckey, 0);
         sm_contact_free(c);
         *c = u->contacts[--u->n_contacts];
     } else {
@@ -1826,6 +1851,7 @@ static void sm_message(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
 static void sm_sess_end(shard_t *sh, xmpp_sess_t *s)
 {
     sm_user_t *u = s->user;
+    bool was_available = s->available;
     timer_cancel(shard_timers(sh), &s->resume_timer);
     if (s->available) {
         /* RFC 6121 §4.5.2: unavailable on the user's behalf. */
@@ -1852,10 +1878,15 @@ static void sm_sess_end(shard_t *sh, xmpp_sess_t *s)
     }
     free(s->held);
     buf_fini(&s->presence);
+    bool tell = was_available && !s->external;
     free(s->resource);
     free(s->full);
+    free(s->status);
+    if (!s->external)
+        metric_sub(shard_metrics(sh), xmpp_mid.sessions, 1);
     free(s);
-    metric_sub(shard_metrics(sh), xmpp_mid.sessions, 1);
+    if (tell)
+        pres_changed(sh, str_from_cstr(u->key), PRES_PROVIDER_XMPP);
     sm_forget_if_idle(sh, u);
 }
 
@@ -2049,4 +2080,162 @@ void xmpp_sm_stanza(c2s_t *st, const xmpp_xml_el_t *el)
         sm_iq(sh, st, el);
     else
         c2s_stream_error(st, XMPP_XML_COND_UNSUPPORTED_STANZA_TYPE, NULL);
+}
+
+/* --- the neutral presence model (engine/presence.h) --- */
+
+static void sm_pres_list(shard_t *sh, str_t user, pres_each_fn each, void *ctx)
+{
+    sm_user_t *u = sm_find(sm_of(sh), user, false);
+    if (!u)
+        return;
+    for (xmpp_sess_t *s = u->sessions; s; s = s->next) {
+        if (!s->available || s->external)
+            continue;
+        pres_source_t src = {
+            .provider = PRES_PROVIDER_XMPP,
+            .id = str_from_cstr(s->resource),
+            .state = (pres_state_t)s->pstate,
+            .priority = s->priority,
+            .timestamp_ms = INT64_MIN,
+            .note = s->status ? str_from_cstr(s->status) : (str_t){ NULL, 0 },
+        };
+        each(ctx, &src);
+    }
+}
+
+typedef struct {
+    shard_t *sh;
+    sm_user_t *u;
+    xmpp_sess_t **seen;
+    unsigned n_seen;
+} sm_ext_sync_t;
+
+static void sm_ext_source(void *ctx, const pres_source_t *src)
+{
+    sm_ext_sync_t *x = ctx;
+    if (src->provider == PRES_PROVIDER_XMPP || src->state == PRES_UNAVAILABLE)
+        return;
+    sm_user_t *u = x->u;
+    static const char *const prefix[PRES_PROVIDERS] = { "xmpp-", "sip-" };
+    buf_t res;
+    buf_init(&res);
+    buf_append_str(&res, prefix[src->provider]);
+    buf_append(&res, src->id.ptr, src->id.len);
+    xmpp_sess_t *s = sm_sess_by_resource(u, (str_t){ (const char *)res.data, res.len });
+    bool initial = false;
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s)
+            PANIC("out of memory adding a presence source");
+        s->resource = strndup((const char *)res.data, res.len);
+        buf_append(&res, "", 1);
+        char *full = malloc(strlen(u->key) + 1 + res.len);
+        sprintf(full, "%s/%s", u->key, (const char *)res.data);
+        s->full = full;
+        s->user = u;
+        s->shard = x->sh;
+        s->external = true;
+        s->priority = -1;       /* never the target of a message to the bare JID */
+        timer_init(&s->resume_timer, sm_resume_expired);
+        buf_init(&s->presence);
+        s->next = u->sessions;
+        u->sessions = s;
+        initial = true;
+    }
+    buf_fini(&res);
+    x->seen = realloc(x->seen, sizeof(*x->seen) * (x->n_seen + 1));
+    x->seen[x->n_seen++] = s;
+    /* The XMPP rendering: <show/> as RFC 6121 has it, the note as <status/>. */
+    static const char *const shows[PRES_STATES] = {
+        [PRES_AWAY] = "away", [PRES_XA] = "xa", [PRES_VACATION] = "xa", [PRES_DND] = "dnd",
+        [PRES_BUSY] = "dnd", [PRES_ON_THE_PHONE] = "dnd", [PRES_MEETING] = "dnd",
+    };
+    buf_t p;
+    buf_init(&p);
+    buf_append_str(&p, "<presence");
+    xmpp_xml_write_attr(&p, "from", str_from_cstr(s->full));
+    buf_append_str(&p, ">");
+    if (src->state < PRES_STATES && shows[src->state])
+        buf_printf(&p, "<show>%s</show>", shows[src->state]);
+    if (src->note.ptr) {
+        buf_append_str(&p, "<status>");
+        xmpp_xml_write_text(&p, src->note);
+        buf_append_str(&p, "</status>");
+    }
+    buf_append_str(&p, "<priority>-1</priority></presence>");
+    if (initial || p.len != s->presence.len || memcmp(p.data, s->presence.data, p.len)) {
+        s->presence.len = 0;
+        buf_append(&s->presence, p.data, p.len);
+        s->pstate = (uint8_t)src->state;
+        s->available = true;
+        sm_broadcast(x->sh, s, NULL, initial);
+    }
+    buf_fini(&p);
+}
+
+/* Sources of other protocols appear to XMPP watchers as resources. */
+static void sm_pres_changed(shard_t *sh, str_t user, pres_provider_t from)
+{
+    if (from == PRES_PROVIDER_XMPP)
+        return;
+    sm_user_t *u = sm_find(sm_of(sh), user, true);
+    sm_load_contacts(sh, u);
+    sm_ext_sync_t x = { .sh = sh, .u = u };
+    pres_sources(sh, user, sm_ext_source, &x);
+    for (xmpp_sess_t *s = u->sessions, *n; s; s = n) {
+        n = s->next;
+        if (!s->external)
+            continue;
+        bool seen = false;
+        for (unsigned i = 0; i < x.n_seen && !seen; i++)
+            seen = x.seen[i] == s;
+        if (!seen)
+            sm_sess_end(sh, s);     /* may forget u when nothing is left */
+    }
+    free(x.seen);
+    u = sm_find(sm_of(sh), user, false);
+    sm_forget_if_idle(sh, u);
+}
+
+static sub_state_t sm_pres_sub_get(shard_t *sh, str_t user, str_t contact)
+{
+    sm_user_t *u = sm_find(sm_of(sh), user, false);
+    bool temporary = !u;
+    if (temporary) {
+        if (!sm_account_exists(sh, user))
+            return 0;
+        u = sm_find(sm_of(sh), user, true);
+    }
+    sm_load_contacts(sh, u);
+    sm_contact_t *c = sm_contact(u, contact);
+    sub_state_t st = c ? c->sub : 0;
+    if (u->n_blocked && sm_blocks(u, contact))
+        st = 0;     /* XEP-0191: a blocked watcher sees nothing, whatever the record */
+    if (temporary)
+        sm_forget_if_idle(sh, u);
+    return st;
+}
+
+/* A watcher over another protocol asks for the user's presence: the same
+ * inbound subscribe an XMPP contact's request is (RFC 6121 §3.1.3). */
+static void sm_pres_sub_request(shard_t *sh, str_t user, str_t contact)
+{
+    sm_user_t *u = sm_find(sm_of(sh), user, false);
+    if (!u && !sm_account_exists(sh, user))
+        return;
+    u = sm_find(sm_of(sh), user, true);
+    sm_item_t *it = sm_item_new(sh, ITEM_SUB, 'p', user, contact, NULL, NULL);
+    it->event = SUB_IN_SUBSCRIBE;
+    sm_sub_inbound(sh, u, it);
+    mbox_msg_t m = { .ptr = it };
+    sm_item_release(NULL, &m);
+    sm_forget_if_idle(sh, u);
+}
+
+void xmpp_sm_register_presence(void)
+{
+    pres_provide(PRES_PROVIDER_XMPP, sm_pres_list);
+    pres_observe(sm_pres_changed);
+    pres_keep_subs(sm_pres_sub_get, sm_pres_sub_request);
 }
