@@ -25,6 +25,7 @@
 
 #include "engine/account.h"
 #include "engine/contact.h"
+#include "protocols/xmpp/xmpp_account.h"
 #include "engine/log.h"
 #include "engine/node.h"
 #include "engine/route.h"
@@ -211,8 +212,6 @@ static int admin_derive_cached(sasl_hash_t hash, str_t password, const uint8_t *
 static void admin_account_apply(stor_batch_t *b, str_t user, str_t value)
 {
     static const sasl_hash_t hashes[2] = { SASL_HASH_SHA1, SASL_HASH_SHA256 };
-    static const account_cred_kind_t kinds[2] = { ACCOUNT_CRED_SCRAM_SHA1,
-                                                  ACCOUNT_CRED_SCRAM_SHA256 };
     uint32_t iterations;
     ASSERT(value.len >= 5);
     memcpy(&iterations, value.ptr, 4);
@@ -222,22 +221,18 @@ static void admin_account_apply(stor_batch_t *b, str_t user, str_t value)
     str_t password = { value.ptr + 5 + salt_len, value.len - 5 - salt_len };
     if (!iterations)
         iterations = SASL_ITERATIONS_DEFAULT;
-    uint8_t blobs[2][SASL_CREDS_BLOB_MAX_BYTES];
-    account_t a = { .created_s = (uint64_t)time(NULL) };
+    sasl_scram_creds_t creds[2];
     for (int i = 0; i < 2; i++) {
-        sasl_scram_creds_t creds;
-        size_t len;
         int rc = salt_len ? admin_derive_cached(hashes[i], password, salt, salt_len, iterations,
-                                                &creds)
+                                                &creds[i])
                           : sasl_scram_creds_new(hashes[i], password.ptr, password.len,
-                                                 iterations, &creds);
-        if (rc < 0 || sasl_scram_creds_encode(&creds, blobs[i], sizeof(blobs[i]), &len) < 0)
+                                                 iterations, &creds[i]);
+        if (rc < 0)
             PANIC("deriving credentials from a checked password failed");
-        a.creds[kinds[i]] = (str_t){ (const char *)blobs[i], len };
     }
     buf_t v;
     buf_init(&v);
-    if (account_encode(&a, &v) < 0)
+    if (xmpp_account_encode(user, password, (uint64_t)time(NULL), creds, &v) < 0)
         PANIC("account record over its limits");
     stor_batch_put(b, STOR_CF_ACCOUNTS, user.ptr, user.len, v.data, v.len);
     buf_fini(&v);

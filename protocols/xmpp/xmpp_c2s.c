@@ -456,8 +456,8 @@ static void c2s_acct_apply(void *ctx, const mbox_msg_t *msg)
     }
     buf_t v;
     buf_init(&v);
-    op->rc = xmpp_account_encode((str_t){ op->password, op->password_len },
-                                 (uint64_t)time(NULL), &v);
+    op->rc = xmpp_account_encode(user, (str_t){ op->password, op->password_len },
+                                 (uint64_t)time(NULL), NULL, &v);
     if (op->rc == 0) {
         stor_batch_put(shard_batch(sh), STOR_CF_ACCOUNTS, user.ptr, user.len, v.data, v.len);
         shard_on_durable(sh, c2s_acct_durable, op, 0);
