@@ -82,6 +82,8 @@ typedef struct {
 
 static const char *const cfg_log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const cfg_sync_modes[] = { "batch", "none", NULL };
+static const char *const cfg_sip_auth_modes[] = { "digest", "off", NULL };
+static const char *const cfg_sip_digests[] = { "sha256+md5", "sha256", "md5", NULL };
 
 /*
  * Every key, in the order cfg_format writes them (a section's keys are contiguous). The
@@ -147,6 +149,19 @@ static const cfg_key_t cfg_keys[] = {
              "SIP over UDP and TCP on the same port; empty disables"),
     KEY_ADDR("sip", "tls_listen", sip_tls_listen, "0.0.0.0:5061",
              "SIP over TLS; empty disables"),
+    KEY_UINT("sip", "min_expires_s", sip_min_expires_s, "60", 1, 86400, 0,
+             "shortest registration or subscription accepted (423 below), s; 1..86400"),
+    KEY_UINT("sip", "max_expires_s", sip_max_expires_s, "3600", 1, 604800, 0,
+             "longer registrations and subscriptions are cut to this, s; 1..604800"),
+    KEY_UINT("sip", "default_expires_s", sip_default_expires_s, "3600", 1, 604800, 0,
+             "registration time when a REGISTER names none, s; 1..604800"),
+    KEY_ENUM("sip", "auth", sip_auth, "digest", cfg_sip_auth_modes,
+             "digest = REGISTER, SUBSCRIBE and PUBLISH need a user's password; off = no checks"),
+    KEY_ENUM("sip", "digest", sip_digest, "sha256+md5", cfg_sip_digests,
+             "digest algorithms offered: sha256+md5 (RFC 8760 order), sha256 or md5"),
+    KEY_STR_OPT("sip", "trusted", sip_trusted, "", CFG_STR_PATH,
+                "addresses that may act for any user without a password (call control): "
+                "a comma-separated list of IPs"),
     KEY_ADDR("pws", "listen", pws_listen, "0.0.0.0:8082",
              "Presence Web Service (SOAP and REST) over HTTP; empty disables"),
     KEY_ADDR("pws", "tls_listen", pws_tls_listen, "0.0.0.0:8083",

@@ -98,6 +98,12 @@ typedef struct {
     bool xmpp_test_auth;            /* false; true refused unless every listener is loopback */
     cfg_addr_t sip_listen;          /* 0.0.0.0:5060 (UDP and TCP) */
     cfg_addr_t sip_tls_listen;      /* 0.0.0.0:5061 */
+    unsigned sip_min_expires_s;     /* 60 */
+    unsigned sip_max_expires_s;     /* 3600 */
+    unsigned sip_default_expires_s; /* 3600 */
+    char sip_auth[16];              /* "digest" | "off" */
+    char sip_digest[16];            /* "sha256+md5" | "sha256" | "md5" */
+    char sip_trusted[192];          /* comma-separated IPs; empty: none */
     cfg_addr_t pws_listen;          /* 0.0.0.0:8082 */
     cfg_addr_t pws_tls_listen;      /* 0.0.0.0:8083 */
     /* [tls]: empty = a self-signed pair generated in data_dir on first start */

@@ -593,6 +593,11 @@ metrics_t *node_metrics(node_t *n) { return n->metrics; }
 const cfg_t *node_config(const node_t *n) { return &n->cfg; }
 stor_t *node_storage(node_t *n) { return n->stor; }
 
+unsigned node_listener_count(const node_t *n)
+{
+    return n->n_listeners;
+}
+
 unsigned node_listener_port(const node_t *n, unsigned listener)
 {
     ASSERT(listener < n->n_listeners);

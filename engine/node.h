@@ -45,6 +45,7 @@ void node_destroy(node_t *n);
 bool node_ready(const node_t *n);
 bool node_storage_open(const node_t *n);
 unsigned node_shards(const node_t *n);
+unsigned node_listener_count(const node_t *n);     /* listeners added so far */
 metrics_t *node_metrics(node_t *n);
 const cfg_t *node_config(const node_t *n);
 stor_t *node_storage(node_t *n);
