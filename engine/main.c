@@ -20,6 +20,8 @@
 #include "engine/node.h"
 #include "engine/tls.h"
 #include "protocols/http/http_admin.h"
+#include "protocols/sip/sip_digest.h"
+#include "protocols/sip/sip_service.h"
 #include "protocols/xmpp/xmpp_c2s.h"
 
 static void usage(FILE *out)
@@ -66,6 +68,72 @@ static const char *main_non_loopback(const cfg_t *cfg)
         return a->text;
     }
     return NULL;
+}
+
+/* SIP on UDP and TCP at [sip] listen (one port for both), TLS at tls_listen. */
+static int main_tls(const cfg_t *cfg, tls_ctx_t **out, char *err, size_t err_len);
+
+static int main_sip(node_t *node, const cfg_t *cfg, tls_ctx_t **tls, char *err, size_t err_len)
+{
+    if (!cfg->sip_listen.text[0] && !cfg->sip_tls_listen.text[0])
+        return 0;
+    /* Peers reach us at the listening address, or by the domain when we
+     * listen on every address. */
+    static char via_host[sizeof(cfg->domain) + INET6_ADDRSTRLEN + 2];
+    const cfg_addr_t *la = cfg->sip_listen.addr_len ? &cfg->sip_listen : &cfg->sip_tls_listen;
+    unsigned port = 0, tls_port = 0;
+    snprintf(via_host, sizeof(via_host), "%s", cfg->domain);
+    if (la->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&la->addr;
+        if (in->sin_addr.s_addr != htonl(INADDR_ANY))
+            inet_ntop(AF_INET, &in->sin_addr, via_host, sizeof(via_host));
+    } else if (la->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&la->addr;
+        if (!IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) {
+            via_host[0] = '[';
+            inet_ntop(AF_INET6, &in6->sin6_addr, via_host + 1, sizeof(via_host) - 2);
+            strcat(via_host, "]");
+        }
+    }
+    if (cfg->sip_listen.addr_len)
+        port = ntohs(((const struct sockaddr_in *)&cfg->sip_listen.addr)->sin_port);
+    if (cfg->sip_tls_listen.addr_len)
+        tls_port = ntohs(((const struct sockaddr_in *)&cfg->sip_tls_listen.addr)->sin_port);
+    sip_service_config_t sc = {
+        .domain = cfg->domain,
+        .via_host = via_host,
+        .port = port,
+        .tls_port = tls_port,
+        .auth = strcmp(cfg->sip_auth, "off") != 0,
+        .min_expires_s = cfg->sip_min_expires_s,
+        .max_expires_s = cfg->sip_max_expires_s,
+        .default_expires_s = cfg->sip_default_expires_s,
+        .metrics = node_metrics(node),
+    };
+    sc.digest_algs = (uint8_t)((strstr(cfg->sip_digest, "sha256")
+                                    ? SIP_DIGEST_ALG_BIT(SIP_DIGEST_SHA256) : 0) |
+                               (strstr(cfg->sip_digest, "md5")
+                                    ? SIP_DIGEST_ALG_BIT(SIP_DIGEST_MD5) : 0));
+    if (sip_trusted_parse(cfg->sip_trusted, &sc) < 0) {
+        snprintf(err, err_len, "[sip] trusted: '%s' is not a list of at most %d IP addresses",
+                 cfg->sip_trusted, SIP_TRUSTED_MAX);
+        return -1;
+    }
+    sip_service_configure(&sc);
+    if (cfg->sip_listen.text[0]) {
+        int tcp = (int)node_listener_count(node);
+        if (node_add_listener(node, &cfg->sip_listen, &sip_tcp_proto, NULL, err, err_len) < 0 ||
+            node_add_dgram_listener(node, &cfg->sip_listen, &sip_udp_proto, tcp, err,
+                                    err_len) < 0)
+            return -1;
+    }
+    if (cfg->sip_tls_listen.text[0]) {
+        if (!*tls && main_tls(cfg, tls, err, err_len) < 0)
+            return -1;
+        if (node_add_listener(node, &cfg->sip_tls_listen, &sip_tcp_proto, *tls, err, err_len) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 static int main_load_config(const main_flags_t *f, cfg_t *cfg)
@@ -266,6 +334,7 @@ int main(int argc, char **argv)
         (cfg->xmpp_tls_listen.text[0] &&
          node_add_listener(node, &cfg->xmpp_tls_listen, &xmpp_c2s_proto, tls, err,
                            sizeof(err)) < 0) ||
+        main_sip(node, cfg, &tls, err, sizeof(err)) < 0 ||
         node_start(node, err, sizeof(err)) < 0) {
         fprintf(stderr, "presenced: %s\n", err);
         node_destroy(node);

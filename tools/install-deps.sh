@@ -15,6 +15,7 @@ test_pkgs=(
     prometheus                  # promtool checks the /metrics exposition
     curl python3
     python3-slixmpp             # a real XMPP client for the integration tests
+    sip-tester                  # SIPp: a real SIP user agent for the integration tests
     libck-dev                   # Concurrency Kit: the mailbox benchmark's peer
 )
 

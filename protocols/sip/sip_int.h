@@ -1,0 +1,103 @@
+/*
+ * sip_int.h - what the SIP service's parts share: the per-shard state, where
+ * a request came from (so that responses and NOTIFYs leave through the same
+ * flow), and the presence part (sip_presence.c: PUBLISH, SUBSCRIBE/NOTIFY).
+ */
+#ifndef PRESENCED_SIP_INT_H
+#define PRESENCED_SIP_INT_H
+
+#include "engine/shard.h"
+#include "protocols/sip/sip_msg.h"
+#include "protocols/sip/sip_service.h"
+
+/* Bindings per address of record: a phone, a softphone, a few more. */
+#define SIP_BINDINGS_MAX 16
+
+typedef struct sip_txn {
+    struct sip_txn *next;
+    timer_ent_t timer;
+    struct sip_shard *ss;
+    buf_t response;             /* empty while the request is being handled */
+    char key[];
+} sip_txn_t;
+
+typedef struct {
+    char *contact;              /* the URI, as registered */
+    char *call_id;
+    uint32_t cseq;
+    uint64_t expires_ms;        /* shard clock */
+} sip_binding_t;
+
+typedef struct sip_aor {
+    struct sip_aor *next;
+    sip_binding_t b[SIP_BINDINGS_MAX];
+    unsigned n;
+    char key[];                 /* "user@domain" */
+} sip_aor_t;
+
+/* Where a request came from: a datagram listener's socket and the peer's
+ * address, or a connection; and the shard that owns either. */
+typedef struct {
+    uint16_t shard;
+    uint16_t listener;          /* datagram listener */
+    bool stream;
+    bool tls;
+    uint64_t conn;              /* stream: the connection's id on its shard */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+} sip_origin_t;
+
+struct sip_pres;
+struct sip_ctxn;
+
+typedef struct sip_shard {
+    shard_t *sh;
+    sip_txn_t **txns;
+    unsigned n_txn_buckets;
+    sip_aor_t **aors;
+    unsigned n_aor_buckets;
+    struct sip_pres **pres;     /* presentities with publications or watchers here */
+    unsigned n_pres_buckets;
+    struct sip_ctxn **ctxns;    /* our requests (NOTIFY) waiting for a response */
+    unsigned n_ctxn_buckets;
+    uint64_t next_id;
+    sip_msg_t msg;              /* the message being handled (6 KiB: not on the stack) */
+} sip_shard_t;
+
+extern sip_service_config_t sip_cfg;
+
+typedef struct {
+    metric_id_t requests, responses, retransmissions, bad, bindings;
+    metric_id_t subscriptions, notifies, publications, notify_retransmissions;
+} sip_metric_ids_t;
+extern sip_metric_ids_t sip_mid;
+
+sip_shard_t *sip_of(shard_t *sh);
+/* Sends bytes on the origin's flow (owning shard only). */
+void sip_send(shard_t *sh, const sip_origin_t *o, const void *data, size_t len);
+/* A response to m with a fresh To tag (when m's To has none) into out. */
+void sip_write(const sip_msg_t *m, unsigned status, const char *reason, const char *headers,
+               buf_t *out);
+void sip_write_tagged(const sip_msg_t *m, unsigned status, const char *reason, str_t to_tag,
+                      const char *headers, str_t body, buf_t *out);
+void sip_tag(char out[17]);
+/* "user@domain" for a sip: or sips: URI of this domain (or an address of
+ * this node); -EINVAL otherwise. */
+int sip_aor_key(str_t uri_text, char *out, size_t cap);
+bool sip_account_exists(shard_t *sh, const char *key);
+unsigned sip_bucket(const char *key, size_t len, unsigned n);
+
+/* sip_presence.c, on the presentity's home shard: out gets the response. */
+void sip_publish(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out);
+/* Returns the subscription the response created or refreshed (0: none). */
+uint64_t sip_subscribe(shard_t *sh, const sip_msg_t *m, const char *user, const sip_origin_t *o,
+                       buf_t *out);
+/* After the response to a SUBSCRIBE left: the NOTIFY it owes (RFC 6665 §4.2.1.2). */
+void sip_subscribe_done(shard_t *sh, const char *user, uint64_t sub_id);
+/* sip_presence.c, on the shard that owns the flow: a response to one of our
+ * requests; true when it was ours. */
+bool sip_client_response(shard_t *sh, const sip_msg_t *m);
+void sip_presence_register(void);
+void sip_presence_fini(sip_shard_t *ss);
+
+#endif

@@ -1,0 +1,840 @@
+/*
+ * sip_presence.c - SIP presence on the presentity's home shard: publications
+ * (RFC 3903), subscriptions and their NOTIFYs (RFC 6665, RFC 3856) with PIDF
+ * bodies (RFC 3863) that hold one tuple per source of the user's presence,
+ * whichever protocol it came from (engine/presence.h).
+ *
+ * Watcher authorisation is the user's subscription record (the same one XMPP
+ * keeps): a watcher the user lets see its presence ("from") is active, any
+ * other is pending and its SUBSCRIBE is an inbound subscription request to
+ * the user; when the user decides, the subscription becomes active or is
+ * terminated (rejected).
+ *
+ * A NOTIFY is composed on the home shard and leaves through the shard that
+ * owns the watcher's flow (the one its SUBSCRIBE arrived on), which adds the
+ * Via, keeps the client transaction, retransmits over UDP (RFC 3261 §17.1.2:
+ * Timer E from T1 doubling to T2, Timer F = 64*T1) and reports a failure
+ * back, upon which the subscription ends (RFC 6665 §4.2.2).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "engine/log.h"
+#include "engine/presence.h"
+#include "engine/route.h"
+#include "protocols/pidf/pidf.h"
+#include "protocols/sip/sip_int.h"
+
+#define SIP_T1_MS 500u
+#define SIP_T2_MS 4000u
+#define SIP_TIMER_F_MS (64u * SIP_T1_MS)
+/* RFC 3856 §6.4: a presence subscription without Expires lasts an hour. */
+#define SIP_PRESENCE_EXPIRES_DEFAULT 3600u
+#define SIP_PUBS_MAX 16          /* publications per presentity */
+#define SIP_SUBS_MAX 1000        /* watchers' subscriptions per presentity */
+
+_Static_assert((int)PRES_ON_THE_PHONE == (int)PIDF_STATE_ON_THE_PHONE &&
+                   (int)PRES_VACATION == (int)PIDF_STATE_VACATION &&
+                   (int)PRES_UNAVAILABLE == (int)PIDF_STATE_UNAVAILABLE,
+               "engine/presence.h and pidf.h number the states alike");
+
+typedef struct sip_pub {
+    struct sip_pub *next;
+    struct sip_pres *pres;
+    timer_ent_t timer;
+    char id[17];                /* the source's id for its whole life */
+    char etag[17];              /* changes with every refresh and modification */
+    uint8_t state;              /* pres_state_t */
+    char *note;
+    int64_t timestamp_ms;
+} sip_pub_t;
+
+enum { SUB_PENDING, SUB_ACTIVE };
+
+typedef struct sip_sub {
+    struct sip_sub *next;
+    struct sip_pres *pres;
+    timer_ent_t timer;
+    uint64_t id;
+    uint8_t state;
+    uint32_t local_cseq, remote_cseq;
+    uint64_t expires_ms;
+    sip_origin_t origin;
+    char *call_id, *local_tag, *remote_tag;
+    char *remote;               /* the watcher's From, name-addr without its tag */
+    char *watcher;              /* its key for the subscription record ("w@domain") */
+    char *target;               /* the watcher's Contact URI: where NOTIFYs go */
+    char *routes;               /* "Route: ...\r\n" lines (Record-Route), or NULL */
+    char *event_id;             /* ;id= of the Event, or NULL */
+} sip_sub_t;
+
+typedef struct sip_pres {
+    struct sip_pres *next;
+    shard_t *sh;
+    sip_pub_t *pubs;
+    sip_sub_t *subs;
+    unsigned n_pubs, n_subs;
+    char key[];                 /* "user@domain" */
+} sip_pres_t;
+
+/* --- presentities --- */
+
+static sip_pres_t *sip_pres_find(sip_shard_t *ss, const char *key, bool create)
+{
+    unsigned b = sip_bucket(key, strlen(key), ss->n_pres_buckets);
+    for (sip_pres_t *p = ss->pres[b]; p; p = p->next)
+        if (!strcmp(p->key, key))
+            return p;
+    if (!create)
+        return NULL;
+    sip_pres_t *p = calloc(1, sizeof(*p) + strlen(key) + 1);
+    if (!p)
+        PANIC("out of memory adding a presentity");
+    strcpy(p->key, key);
+    p->sh = ss->sh;
+    p->next = ss->pres[b];
+    ss->pres[b] = p;
+    return p;
+}
+
+static void sip_pres_forget_if_idle(sip_shard_t *ss, sip_pres_t *p)
+{
+    if (!p || p->pubs || p->subs)
+        return;
+    unsigned b = sip_bucket(p->key, strlen(p->key), ss->n_pres_buckets);
+    for (sip_pres_t **q = &ss->pres[b]; *q; q = &(*q)->next) {
+        if (*q == p) {
+            *q = p->next;
+            free(p);
+            return;
+        }
+    }
+}
+
+static void sip_pub_free(sip_pub_t *pub)
+{
+    free(pub->note);
+    free(pub);
+}
+
+static void sip_sub_free(sip_sub_t *s)
+{
+    free(s->call_id);
+    free(s->local_tag);
+    free(s->remote_tag);
+    free(s->remote);
+    free(s->watcher);
+    free(s->target);
+    free(s->routes);
+    free(s->event_id);
+    free(s);
+}
+
+/* --- the sources SIP holds --- */
+
+static void sip_pres_list(shard_t *sh, str_t user, pres_each_fn each, void *ctx)
+{
+    char key[600];
+    if (user.len >= sizeof(key))
+        return;
+    memcpy(key, user.ptr, user.len);
+    key[user.len] = 0;
+    sip_pres_t *p = sip_pres_find(sip_of(sh), key, false);
+    if (!p)
+        return;
+    for (sip_pub_t *pub = p->pubs; pub; pub = pub->next) {
+        if (pub->state == PRES_UNAVAILABLE)
+            continue;
+        pres_source_t src = {
+            .provider = PRES_PROVIDER_SIP,
+            .id = str_from_cstr(pub->id),
+            .state = (pres_state_t)pub->state,
+            .priority = 0,
+            .timestamp_ms = pub->timestamp_ms,
+            .note = pub->note ? str_from_cstr(pub->note) : (str_t){ NULL, 0 },
+        };
+        each(ctx, &src);
+    }
+}
+
+/* --- NOTIFY: composed here, sent by the flow's shard --- */
+
+typedef struct {
+    sip_origin_t origin;
+    uint16_t home;
+    uint64_t sub_id;
+    char *user;
+    size_t len;
+    char bytes[];               /* the request without its Via */
+} sip_out_t;
+
+typedef struct sip_ctxn {
+    struct sip_ctxn *next;      /* first: sip_presence_fini walks the chains by it */
+    timer_ent_t timer;
+    shard_t *sh;
+    sip_origin_t origin;
+    uint16_t home;
+    uint64_t sub_id;
+    uint64_t deadline_ms;
+    uint32_t interval_ms;
+    char *user;
+    char branch[32];
+    size_t len;
+    char bytes[];
+} sip_ctxn_t;
+
+static void sip_ctxn_unlink(sip_shard_t *ss, sip_ctxn_t *c)
+{
+    unsigned b = sip_bucket(c->branch, strlen(c->branch), ss->n_ctxn_buckets);
+    for (sip_ctxn_t **p = &ss->ctxns[b]; *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    timer_cancel(shard_timers(ss->sh), &c->timer);
+    free(c->user);
+    free(c);
+}
+
+typedef struct {
+    char *user;
+    uint64_t sub_id;
+    unsigned status;
+} sip_failure_t;
+
+static void sip_sub_end(shard_t *sh, sip_sub_t *s, const char *reason);
+
+/* Home shard: the watcher refused or never answered a NOTIFY. */
+static void sip_notify_failed(void *ctx, const mbox_msg_t *msg)
+{
+    shard_t *sh = ctx;
+    sip_failure_t *f = msg->ptr;
+    sip_pres_t *p = sip_pres_find(sip_of(sh), f->user, false);
+    for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next) {
+        if (s->id == f->sub_id) {
+            LOG_DEBUG("subscription to %s ended: NOTIFY got %u", f->user, f->status);
+            sip_sub_end(sh, s, NULL);
+            break;
+        }
+    }
+    free(f->user);
+    free(f);
+}
+
+static void sip_ctxn_fail(sip_ctxn_t *c, unsigned status)
+{
+    sip_failure_t *f = malloc(sizeof(*f));
+    if (!f)
+        return;
+    f->user = strdup(c->user);
+    f->sub_id = c->sub_id;
+    f->status = status;
+    mbox_msg_t m = { .ptr = f };
+    if (shard_call(c->sh, c->home, sip_notify_failed, &m) < 0) {
+        free(f->user);
+        free(f);
+    }
+}
+
+static void sip_ctxn_timer(timer_wheel_t *w, timer_ent_t *t)
+{
+    sip_ctxn_t *c = container_of(t, sip_ctxn_t, timer);
+    uint64_t now = w->now_ms;
+    if (now >= c->deadline_ms) {
+        sip_ctxn_fail(c, 408);          /* Timer F */
+        sip_ctxn_unlink(sip_of(c->sh), c);
+        return;
+    }
+    if (!c->origin.stream) {
+        sip_send(c->sh, &c->origin, c->bytes, c->len);
+        metric_inc(shard_metrics(c->sh), sip_mid.notify_retransmissions);
+        c->interval_ms = c->interval_ms * 2 < SIP_T2_MS ? c->interval_ms * 2 : SIP_T2_MS;
+    }
+    uint64_t next = c->origin.stream ? c->deadline_ms : now + c->interval_ms;
+    timer_arm(w, t, next < c->deadline_ms ? next : c->deadline_ms);
+}
+
+/* The flow's shard: adds our Via and sends, keeping the client transaction. */
+static void sip_out_send(void *ctx, const mbox_msg_t *msg)
+{
+    shard_t *sh = ctx;
+    sip_out_t *o = msg->ptr;
+    sip_shard_t *ss = sip_of(sh);
+    const char *eol = memchr(o->bytes, '\n', o->len);
+    size_t first = eol ? (size_t)(eol - o->bytes) + 1 : 0;
+    char tag[17];
+    sip_tag(tag);
+    buf_t b;
+    buf_init(&b);
+    buf_append(&b, o->bytes, first);
+    const char *tp = !o->origin.stream ? "UDP" : o->origin.tls ? "TLS" : "TCP";
+    buf_printf(&b, "Via: SIP/2.0/%s %s:%u;branch=z9hG4bK%s;rport\r\n", tp, sip_cfg.via_host,
+               o->origin.tls ? sip_cfg.tls_port : sip_cfg.port, tag);
+    buf_append(&b, o->bytes + first, o->len - first);
+    sip_ctxn_t *c = calloc(1, sizeof(*c) + b.len);
+    if (!c)
+        PANIC("out of memory sending a NOTIFY");
+    c->sh = sh;
+    c->origin = o->origin;
+    c->home = o->home;
+    c->sub_id = o->sub_id;
+    c->user = o->user;
+    o->user = NULL;
+    snprintf(c->branch, sizeof(c->branch), "z9hG4bK%s", tag);
+    c->len = b.len;
+    memcpy(c->bytes, b.data, b.len);
+    c->interval_ms = SIP_T1_MS;
+    c->deadline_ms = shard_now_ms(sh) + SIP_TIMER_F_MS;
+    timer_init(&c->timer, sip_ctxn_timer);
+    timer_arm(shard_timers(sh), &c->timer,
+              c->origin.stream ? c->deadline_ms : shard_now_ms(sh) + c->interval_ms);
+    unsigned bk = sip_bucket(c->branch, strlen(c->branch), ss->n_ctxn_buckets);
+    c->next = ss->ctxns[bk];
+    ss->ctxns[bk] = c;
+    sip_send(sh, &c->origin, b.data, b.len);
+    metric_inc(shard_metrics(sh), sip_mid.notifies);
+    buf_fini(&b);
+    free(o->user);
+    free(o);
+}
+
+bool sip_client_response(shard_t *sh, const sip_msg_t *m)
+{
+    sip_shard_t *ss = sip_of(sh);
+    char branch[64];
+    if (!m->via.branch.len || m->via.branch.len >= sizeof(branch))
+        return false;
+    memcpy(branch, m->via.branch.ptr, m->via.branch.len);
+    branch[m->via.branch.len] = 0;
+    unsigned bk = sip_bucket(branch, strlen(branch), ss->n_ctxn_buckets);
+    for (sip_ctxn_t *c = ss->ctxns[bk]; c; c = c->next) {
+        if (strcmp(c->branch, branch))
+            continue;
+        if (m->status < 200)
+            return true;        /* provisional: keep waiting (Timer F still runs) */
+        if (m->status >= 300)
+            sip_ctxn_fail(c, m->status);
+        sip_ctxn_unlink(ss, c);
+        return true;
+    }
+    return false;
+}
+
+typedef struct {
+    pidf_source_t src[PIDF_TUPLES_MAX];
+    size_t n;
+} sip_src_list_t;
+
+static void sip_collect(void *ctx, const pres_source_t *s)
+{
+    sip_src_list_t *l = ctx;
+    if (l->n == PIDF_TUPLES_MAX)
+        return;
+    l->src[l->n++] = (pidf_source_t){
+        .id = s->id,
+        .state = (pidf_state_t)s->state,
+        .priority = s->priority,
+        .timestamp_ms = s->timestamp_ms == INT64_MIN ? PIDF_TIME_NONE : s->timestamp_ms,
+        .note = s->note,
+    };
+}
+
+static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
+{
+    sip_pres_t *p = s->pres;
+    uint64_t now = shard_now_ms(sh);
+    buf_t b, body;
+    buf_init(&b);
+    buf_init(&body);
+    if (s->state == SUB_ACTIVE && !terminated_reason) {
+        sip_src_list_t l = { .n = 0 };
+        pres_sources(sh, str_from_cstr(p->key), sip_collect, &l);
+        char entity[640];
+        snprintf(entity, sizeof(entity), "sip:%s", p->key);
+        if (pidf_encode_presence(&body, str_from_cstr(entity), l.src, l.n, false) < 0)
+            body.len = 0;
+    }
+    buf_printf(&b, "NOTIFY %s SIP/2.0\r\n", s->target);
+    if (s->routes)
+        buf_append_str(&b, s->routes);
+    buf_printf(&b, "Max-Forwards: 70\r\nFrom: <sip:%s>;tag=%s\r\nTo: %s;tag=%s\r\n"
+                   "Call-ID: %s\r\nCSeq: %u NOTIFY\r\n",
+               p->key, s->local_tag, s->remote, s->remote_tag, s->call_id, ++s->local_cseq);
+    const char *at = strchr(p->key, '@');
+    buf_printf(&b, "Contact: <sip:%.*s@%s:%u%s>\r\n", (int)(at - p->key), p->key,
+               sip_cfg.via_host, s->origin.tls ? sip_cfg.tls_port : sip_cfg.port,
+               !s->origin.stream ? "" : s->origin.tls ? ";transport=tls" : ";transport=tcp");
+    buf_append_str(&b, "Event: presence");
+    if (s->event_id)
+        buf_printf(&b, ";id=%s", s->event_id);
+    buf_append_str(&b, "\r\n");
+    unsigned left = s->expires_ms > now ? (unsigned)((s->expires_ms - now + 999) / 1000) : 0;
+    if (terminated_reason)
+        buf_printf(&b, "Subscription-State: terminated;reason=%s\r\n", terminated_reason);
+    else
+        buf_printf(&b, "Subscription-State: %s;expires=%u\r\n",
+                   s->state == SUB_ACTIVE ? "active" : "pending", left);
+    if (body.len)
+        buf_append_str(&b, "Content-Type: " PIDF_CONTENT_TYPE "\r\n");
+    buf_printf(&b, "Content-Length: %zu\r\n\r\n", body.len);
+    buf_append(&b, body.data, body.len);
+    sip_out_t *o = malloc(sizeof(*o) + b.len);
+    if (!o)
+        PANIC("out of memory composing a NOTIFY");
+    o->origin = s->origin;
+    o->home = (uint16_t)shard_id(sh);
+    o->sub_id = s->id;
+    o->user = strdup(p->key);
+    o->len = b.len;
+    memcpy(o->bytes, b.data, b.len);
+    mbox_msg_t m = { .ptr = o };
+    if (shard_call(sh, s->origin.shard, sip_out_send, &m) < 0) {
+        LOG_RATELIMITED(LOG_LEVEL_WARN, "mailbox full: a NOTIFY was dropped");
+        free(o->user);
+        free(o);
+    }
+    buf_fini(&b);
+    buf_fini(&body);
+}
+
+/* --- subscriptions --- */
+
+static void sip_sub_unlink(shard_t *sh, sip_sub_t *s)
+{
+    sip_pres_t *p = s->pres;
+    for (sip_sub_t **q = &p->subs; *q; q = &(*q)->next) {
+        if (*q == s) {
+            *q = s->next;
+            break;
+        }
+    }
+    p->n_subs--;
+    timer_cancel(shard_timers(sh), &s->timer);
+    metric_sub(shard_metrics(sh), sip_mid.subscriptions, 1);
+    sip_sub_free(s);
+    sip_pres_forget_if_idle(sip_of(sh), p);
+}
+
+/* reason NULL: end without telling the watcher (it refused our NOTIFY). */
+static void sip_sub_end(shard_t *sh, sip_sub_t *s, const char *reason)
+{
+    if (reason)
+        sip_notify(sh, s, reason);
+    sip_sub_unlink(sh, s);
+}
+
+static void sip_sub_expired(timer_wheel_t *w, timer_ent_t *t)
+{
+    (void)w;
+    sip_sub_t *s = container_of(t, sip_sub_t, timer);
+    sip_sub_end(s->pres->sh, s, "timeout");
+}
+
+static sip_sub_t *sip_sub_by_dialog(sip_pres_t *p, const sip_msg_t *m)
+{
+    for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next)
+        if (str_eq_cstr(m->call_id, s->call_id) && str_eq_cstr(m->to.tag, s->local_tag) &&
+            str_eq_cstr(m->from.tag, s->remote_tag))
+            return s;
+    return NULL;
+}
+
+/* The watcher's key for the subscription record: "user@host" of its From. */
+static int sip_watcher_key(const sip_msg_t *m, char *out, size_t cap)
+{
+    if (sip_aor_key(m->from.uri, out, cap) == 0)
+        return 0;
+    sip_uri_t u;
+    if (sip_uri_parse(m->from.uri, &u) < 0 || !u.user.len || !u.host.len ||
+        u.user.len + 1 + u.host.len + 1 > cap)
+        return -EINVAL;
+    snprintf(out, cap, "%.*s@%.*s", (int)u.user.len, u.user.ptr, (int)u.host.len, u.host.ptr);
+    for (char *c = out; *c; c++)
+        if (*c >= 'A' && *c <= 'Z' && c > strchr(out, '@'))
+            *c = (char)(*c - 'A' + 'a');       /* hosts compare case-insensitively */
+    return 0;
+}
+
+static bool sip_watcher_allowed(shard_t *sh, const char *user, const char *watcher)
+{
+    if (!strcmp(user, watcher))
+        return true;    /* one's own presence */
+    return (pres_sub_get(sh, str_from_cstr(user), str_from_cstr(watcher)) & SUB_FROM) != 0;
+}
+
+static void sip_expires_header(buf_t *h, unsigned s)
+{
+    buf_printf(h, "Expires: %u\r\n", s);
+}
+
+uint64_t sip_subscribe(shard_t *sh, const sip_msg_t *m, const char *user, const sip_origin_t *o,
+                       buf_t *out)
+{
+    sip_shard_t *ss = sip_of(sh);
+    const sip_hdr_t *ev = sip_msg_get(m, SIP_HDR_EVENT);
+    sip_event_t event;
+    if (!ev || sip_event_parse(ev->value, &event) < 0 || !str_eq_cstr(event.type, "presence")) {
+        /* RFC 6665 §8.2.2 / §7.2.2: 489 names what we do serve. */
+        sip_write(m, 489, NULL, "Allow-Events: presence\r\n", out);
+        return 0;
+    }
+    if (!sip_account_exists(sh, user)) {
+        sip_write(m, 404, NULL, NULL, out);
+        return 0;
+    }
+    uint32_t expires = SIP_PRESENCE_EXPIRES_DEFAULT;
+    int er = sip_msg_expires(m, SIP_HDR_EXPIRES, &expires);
+    if (er < 0 && er != -ENOENT) {
+        sip_write(m, 400, "Bad Expires", NULL, out);
+        return 0;
+    }
+    if (expires && expires < sip_cfg.min_expires_s) {
+        char h[64];
+        snprintf(h, sizeof(h), "Min-Expires: %u\r\n", sip_cfg.min_expires_s);
+        sip_write(m, 423, NULL, h, out);
+        return 0;
+    }
+    if (expires > sip_cfg.max_expires_s)
+        expires = sip_cfg.max_expires_s;
+    sip_pres_t *p = sip_pres_find(ss, user, false);
+    sip_sub_t *s = NULL;
+    uint64_t now = shard_now_ms(sh);
+    if (m->to.tag.len) {
+        /* Inside a dialog: a refresh or an unsubscribe (RFC 6665 §4.1.2.2). */
+        s = sip_sub_by_dialog(p, m);
+        if (!s) {
+            sip_write(m, 481, NULL, NULL, out);
+            return 0;
+        }
+        if (m->cseq.seq <= s->remote_cseq) {
+            sip_write(m, 500, "Server Internal Error (CSeq out of order)", "Retry-After: 1\r\n",
+                      out);
+            return 0;
+        }
+        s->remote_cseq = m->cseq.seq;
+        s->origin = *o;     /* the flow may have changed (a new TCP connection) */
+    } else {
+        if (!p)
+            p = sip_pres_find(ss, user, true);
+        if (p->n_subs >= SIP_SUBS_MAX) {
+            sip_write(m, 503, "Service Unavailable (too many watchers)", "Retry-After: 60\r\n",
+                      out);
+            sip_pres_forget_if_idle(ss, p);
+            return 0;
+        }
+        char watcher[600], target[1024];
+        const sip_hdr_t *contact = sip_msg_get(m, SIP_HDR_CONTACT);
+        sip_addr_t ca;
+        str_t cv;
+        sip_hdr_iter_t it;
+        sip_hdr_iter_init(&it, m, SIP_HDR_CONTACT);
+        if (!contact || sip_hdr_iter_next(&it, &cv) <= 0 || sip_addr_parse(cv, &ca) < 0 ||
+            ca.star || ca.uri.len >= sizeof(target) ||
+            sip_watcher_key(m, watcher, sizeof(watcher)) < 0 || !m->from.tag.len) {
+            sip_write(m, 400, "Bad Contact or From", NULL, out);
+            sip_pres_forget_if_idle(ss, p);
+            return 0;
+        }
+        memcpy(target, ca.uri.ptr, ca.uri.len);
+        target[ca.uri.len] = 0;
+        s = calloc(1, sizeof(*s));
+        if (!s)
+            PANIC("out of memory adding a subscription");
+        s->pres = p;
+        s->id = ++ss->next_id;
+        char tag[17];
+        sip_tag(tag);
+        s->local_tag = strdup(tag);
+        s->remote_tag = strndup(m->from.tag.ptr, m->from.tag.len);
+        s->call_id = strndup(m->call_id.ptr, m->call_id.len);
+        s->remote_cseq = m->cseq.seq;
+        s->watcher = strdup(watcher);
+        s->target = strdup(target);
+        s->origin = *o;
+        buf_t r;
+        buf_init(&r);
+        if (m->from.display.len)
+            buf_printf(&r, "%.*s ", (int)m->from.display.len, m->from.display.ptr);
+        buf_printf(&r, "<%.*s>", (int)m->from.uri.len, m->from.uri.ptr);
+        buf_append(&r, "", 1);
+        s->remote = strdup((const char *)r.data);
+        r.len = 0;
+        sip_hdr_iter_init(&it, m, SIP_HDR_RECORD_ROUTE);
+        str_t rr;
+        while (sip_hdr_iter_next(&it, &rr) > 0)
+            buf_printf(&r, "Route: %.*s\r\n", (int)rr.len, rr.ptr);
+        if (r.len) {
+            buf_append(&r, "", 1);
+            s->routes = strdup((const char *)r.data);
+        }
+        buf_fini(&r);
+        if (event.id.len)
+            s->event_id = strndup(event.id.ptr, event.id.len);
+        timer_init(&s->timer, sip_sub_expired);
+        s->next = p->subs;
+        p->subs = s;
+        p->n_subs++;
+        metric_inc(shard_metrics(sh), sip_mid.subscriptions);
+        s->state = sip_watcher_allowed(sh, user, watcher) ? SUB_ACTIVE : SUB_PENDING;
+        if (s->state == SUB_PENDING)
+            pres_sub_request(sh, str_from_cstr(user), str_from_cstr(watcher));
+    }
+    s->expires_ms = now + expires * 1000ull;
+    timer_arm(shard_timers(sh), &s->timer, s->expires_ms);
+    buf_t h;
+    buf_init(&h);
+    sip_expires_header(&h, expires);
+    const char *at = strchr(user, '@');
+    buf_printf(&h, "Contact: <sip:%.*s@%s:%u%s>\r\n", (int)(at - user), user, sip_cfg.via_host,
+               o->tls ? sip_cfg.tls_port : sip_cfg.port,
+               !o->stream ? "" : o->tls ? ";transport=tls" : ";transport=tcp");
+    buf_append(&h, "", 1);
+    /* RFC 6665 §4.2.1.1: 200 accepted; 202 is deprecated but what pending
+     * watchers of RFC 3265 vintage expect. */
+    sip_write_tagged(m, s->state == SUB_ACTIVE ? 200 : 202, NULL, str_from_cstr(s->local_tag),
+                     (const char *)h.data, (str_t){ NULL, 0 }, out);
+    buf_fini(&h);
+    return s->id;
+}
+
+void sip_subscribe_done(shard_t *sh, const char *user, uint64_t sub_id)
+{
+    sip_pres_t *p = sip_pres_find(sip_of(sh), user, false);
+    for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next) {
+        if (s->id != sub_id)
+            continue;
+        if (s->expires_ms <= shard_now_ms(sh))
+            sip_sub_end(sh, s, "timeout");      /* Expires: 0 */
+        else
+            sip_notify(sh, s, NULL);
+        return;
+    }
+}
+
+/* --- publications (RFC 3903) --- */
+
+static void sip_pub_unlink(shard_t *sh, sip_pub_t *pub)
+{
+    sip_pres_t *p = pub->pres;
+    for (sip_pub_t **q = &p->pubs; *q; q = &(*q)->next) {
+        if (*q == pub) {
+            *q = pub->next;
+            break;
+        }
+    }
+    p->n_pubs--;
+    timer_cancel(shard_timers(sh), &pub->timer);
+    metric_sub(shard_metrics(sh), sip_mid.publications, 1);
+    sip_pub_free(pub);
+}
+
+static void sip_pub_expired(timer_wheel_t *w, timer_ent_t *t)
+{
+    (void)w;
+    sip_pub_t *pub = container_of(t, sip_pub_t, timer);
+    sip_pres_t *p = pub->pres;
+    shard_t *sh = p->sh;
+    char key[600];
+    snprintf(key, sizeof(key), "%s", p->key);
+    sip_pub_unlink(sh, pub);
+    pres_changed(sh, str_from_cstr(key), PRES_PROVIDER_SIP);
+    sip_pres_forget_if_idle(sip_of(sh), sip_pres_find(sip_of(sh), key, false));
+}
+
+static int64_t sip_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sip_publish(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out)
+{
+    sip_shard_t *ss = sip_of(sh);
+    const sip_hdr_t *ev = sip_msg_get(m, SIP_HDR_EVENT);
+    sip_event_t event;
+    if (!ev || sip_event_parse(ev->value, &event) < 0 || !str_eq_cstr(event.type, "presence")) {
+        sip_write(m, 489, NULL, "Allow-Events: presence\r\n", out);
+        return;
+    }
+    if (!sip_account_exists(sh, user)) {
+        sip_write(m, 404, NULL, NULL, out);
+        return;
+    }
+    uint32_t expires = SIP_PRESENCE_EXPIRES_DEFAULT;
+    int er = sip_msg_expires(m, SIP_HDR_EXPIRES, &expires);
+    if (er < 0 && er != -ENOENT) {
+        sip_write(m, 400, "Bad Expires", NULL, out);
+        return;
+    }
+    if (expires && expires < sip_cfg.min_expires_s) {
+        char h[64];
+        snprintf(h, sizeof(h), "Min-Expires: %u\r\n", sip_cfg.min_expires_s);
+        sip_write(m, 423, NULL, h, out);
+        return;
+    }
+    if (expires > sip_cfg.max_expires_s)
+        expires = sip_cfg.max_expires_s;
+    sip_pres_t *p = sip_pres_find(ss, user, false);
+    const sip_hdr_t *match = sip_msg_get(m, SIP_HDR_SIP_IF_MATCH);
+    sip_pub_t *pub = NULL;
+    if (match) {
+        for (pub = p ? p->pubs : NULL; pub; pub = pub->next)
+            if (str_eq_cstr(match->value, pub->etag))
+                break;
+        if (!pub) {
+            /* RFC 3903 §6 step 4. */
+            sip_write(m, 412, NULL, NULL, out);
+            return;
+        }
+    } else if (!m->body.len) {
+        /* §6 step 5: an initial publication carries state. */
+        sip_write(m, 400, "Bad Request (no body)", NULL, out);
+        return;
+    }
+    pidf_doc_t *doc = NULL;
+    if (m->body.len) {
+        const sip_hdr_t *ct = sip_msg_get(m, SIP_HDR_CONTENT_TYPE);
+        if (!ct || strncasecmp(ct->value.ptr, PIDF_CONTENT_TYPE, strlen(PIDF_CONTENT_TYPE))) {
+            sip_write(m, 415, NULL, "Accept: " PIDF_CONTENT_TYPE "\r\n", out);
+            return;
+        }
+        pidf_error_t perr;
+        if (pidf_decode(m->body.ptr, m->body.len, NULL, &doc, &perr) < 0) {
+            char reason[96];
+            snprintf(reason, sizeof(reason), "Bad Request (PIDF: %s)", perr.reason);
+            sip_write(m, 400, reason, NULL, out);
+            return;
+        }
+    }
+    bool changed = false;
+    if (expires == 0) {
+        /* §6 step 6: removal. */
+        if (pub) {
+            sip_pub_unlink(sh, pub);
+            changed = true;
+        }
+        pidf_doc_free(doc);
+        sip_write(m, 200, NULL, "Expires: 0\r\n", out);
+        if (changed)
+            pres_changed(sh, str_from_cstr(user), PRES_PROVIDER_SIP);
+        sip_pres_forget_if_idle(ss, sip_pres_find(ss, user, false));
+        return;
+    }
+    if (!pub) {
+        if (!p)
+            p = sip_pres_find(ss, user, true);
+        if (p->n_pubs >= SIP_PUBS_MAX) {
+            pidf_doc_free(doc);
+            sip_write(m, 503, "Service Unavailable (too many publications)", "Retry-After: 60\r\n",
+                      out);
+            return;
+        }
+        pub = calloc(1, sizeof(*pub));
+        if (!pub)
+            PANIC("out of memory adding a publication");
+        pub->pres = p;
+        sip_tag(pub->id);
+        timer_init(&pub->timer, sip_pub_expired);
+        pub->next = p->pubs;
+        p->pubs = pub;
+        p->n_pubs++;
+        metric_inc(shard_metrics(sh), sip_mid.publications);
+        changed = true;
+    }
+    if (doc) {
+        uint8_t state = (uint8_t)pidf_doc_state(doc);
+        str_t note = pidf_doc_note(doc);
+        bool same_note = (!note.ptr && !pub->note) ||
+                         (note.ptr && pub->note && str_eq_cstr(note, pub->note));
+        if (changed || state != pub->state || !same_note) {
+            pub->state = state;
+            free(pub->note);
+            pub->note = note.ptr ? strndup(note.ptr, note.len) : NULL;
+            pub->timestamp_ms = sip_wall_ms();
+            changed = true;
+        }
+        pidf_doc_free(doc);
+    }
+    sip_tag(pub->etag);     /* §6 step 7: a new entity tag every time */
+    timer_arm(shard_timers(sh), &pub->timer, shard_now_ms(sh) + expires * 1000ull);
+    char h[96];
+    snprintf(h, sizeof(h), "SIP-ETag: %s\r\nExpires: %u\r\n", pub->etag, expires);
+    sip_write(m, 200, NULL, h, out);
+    if (changed)
+        pres_changed(sh, str_from_cstr(user), PRES_PROVIDER_SIP);
+}
+
+/* --- what other protocols tell us --- */
+
+static void sip_on_presence(shard_t *sh, str_t user, pres_provider_t from)
+{
+    (void)from;
+    char key[600];
+    if (user.len >= sizeof(key))
+        return;
+    memcpy(key, user.ptr, user.len);
+    key[user.len] = 0;
+    sip_pres_t *p = sip_pres_find(sip_of(sh), key, false);
+    for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next)
+        if (s->state == SUB_ACTIVE)
+            sip_notify(sh, s, NULL);
+}
+
+static void sip_on_sub(shard_t *sh, str_t user, str_t contact, sub_state_t state)
+{
+    char key[600];
+    if (user.len >= sizeof(key))
+        return;
+    memcpy(key, user.ptr, user.len);
+    key[user.len] = 0;
+    sip_pres_t *p = sip_pres_find(sip_of(sh), key, false);
+    for (sip_sub_t *s = p ? p->subs : NULL, *n; s; s = n) {
+        n = s->next;
+        if (!str_eq_cstr(contact, s->watcher))
+            continue;
+        if ((state & SUB_FROM) && s->state == SUB_PENDING) {
+            s->state = SUB_ACTIVE;
+            sip_notify(sh, s, NULL);
+        } else if (!(state & SUB_FROM) && !(state & SUB_PENDING_IN)) {
+            /* RFC 6665 §4.2.2: the user said no, or took it back. */
+            sip_sub_end(sh, s, "rejected");
+        }
+    }
+}
+
+void sip_presence_register(void)
+{
+    pres_provide(PRES_PROVIDER_SIP, sip_pres_list);
+    pres_observe(sip_on_presence);
+    pres_observe_subs(sip_on_sub);
+    pidf_global_init();
+}
+
+void sip_presence_fini(sip_shard_t *ss)
+{
+    for (unsigned i = 0; i < ss->n_pres_buckets; i++) {
+        for (sip_pres_t *p = ss->pres[i], *n; p; p = n) {
+            n = p->next;
+            for (sip_pub_t *pub = p->pubs, *pn; pub; pub = pn) {
+                pn = pub->next;
+                sip_pub_free(pub);
+            }
+            for (sip_sub_t *s = p->subs, *sn; s; s = sn) {
+                sn = s->next;
+                sip_sub_free(s);
+            }
+            free(p);
+        }
+    }
+    for (unsigned i = 0; i < ss->n_ctxn_buckets; i++) {
+        for (sip_ctxn_t *c = ss->ctxns[i], *n; c; c = n) {
+            n = c->next;
+            free(c->user);
+            free(c);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+"""SIP presence against a real presenced, with SIPp as the SIP side and
+slixmpp as the XMPP side: a publication's entity-tag life cycle, a SIP
+watcher that sees an XMPP user's changes, a pending watcher that the user
+approves over XMPP, and an XMPP watcher that sees a SIP phone's publication."""
+import os
+import subprocess
+import time
+
+import harness
+from harness import Node
+from test_sip import SCENARIOS, sip_node
+from test_xmpp import Session, add_user, ctl
+
+
+def sipp_args(node, scenario, user, keys, transport="u1"):
+    args = ["sipp", "127.0.0.1:%d" % node.sip_port, "-sf", os.path.join(SCENARIOS, scenario),
+            "-m", "1", "-t", transport, "-i", "127.0.0.1", "-p", str(harness.free_port()),
+            "-s", user, "-timeout", "40", "-timeout_error", "-nostdin", "-trace_err",
+            "-error_file", os.path.join(node.tmp, "%s-%s.err" % (scenario, user)),
+            "-recv_timeout", "20000"]
+    for k, v in keys.items():
+        if k == "pause":
+            args += ["-d", v]       # what a bare <pause/> waits, in ms
+        else:
+            args += ["-key", k, v]
+    return args
+
+
+def start_sipp(node, scenario, user, keys, transport="u1"):
+    return subprocess.Popen(sipp_args(node, scenario, user, keys, transport),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, cwd=node.tmp)
+
+
+def finish(node, proc, what, timeout=60):
+    out, _ = proc.communicate(timeout=timeout)
+    errs = ""
+    for f in os.listdir(node.tmp):
+        if f.endswith(".err"):
+            with open(os.path.join(node.tmp, f)) as fh:
+                errs += fh.read()[-2000:]
+    assert proc.returncode == 0, "%s: rc %s\n%s\n%s" % (what, proc.returncode, out[-1500:], errs)
+
+
+def relation(node, user, contact, sub):
+    ctl(node, "roster", "add", "%s@localhost" % user, "%s@localhost" % contact,
+        "--subscription", sub)
+
+
+def test_publication_life_cycle():
+    node = sip_node()
+    try:
+        add_user(node, "pat")
+        for transport in ("u1", "t1"):
+            p = start_sipp(node, "publish.xml", "pat", {"note": "first", "pause": "10"},
+                           transport)
+            finish(node, p, "publish over %s" % transport)
+        assert node.metric_sum("sip_publications") == 0
+    finally:
+        node.stop()
+        node.cleanup()
+
+
+def test_sip_watcher_sees_xmpp_user():
+    node = sip_node()
+    s = Session(node)
+    try:
+        add_user(node, "alice")
+        add_user(node, "bob")
+        relation(node, "alice", "bob", "from")      # bob may see alice
+        relation(node, "bob", "alice", "to")
+        w = start_sipp(node, "subscribe.xml", "alice",
+                       {"watcher": "bob", "first": "active", "expect": "in the office"})
+        time.sleep(1.0)
+        a = s.login("alice", send_presence=False)
+        a.send_presence(pshow="away", pstatus="in the office")
+        s.settle(0.5)
+        finish(node, w, "watcher of alice")
+        text = node.metrics()
+        assert node.metric_sum("sip_notifies_total", text) >= 3, text
+        assert node.metric_sum("sip_subscriptions", text) == 0
+    finally:
+        s.close()
+        node.stop()
+        node.cleanup()
+
+
+def test_pending_watcher_approved_over_xmpp():
+    node = sip_node()
+    s = Session(node)
+    try:
+        add_user(node, "alice")
+        add_user(node, "carol")
+        a = s.login("alice")
+        a.send_presence(pstatus="reading")
+        s.settle()
+        w = start_sipp(node, "subscribe.xml", "alice",
+                       {"watcher": "carol", "first": "pending", "expect": "reading"})
+        req = s.wait(a.subscriptions, match=lambda p: p["type"] == "subscribe")
+        assert req["from"].bare == "carol@localhost", req
+        a.send_presence(pto="carol@localhost", ptype="subscribed")
+        s.settle(0.5)
+        finish(node, w, "pending watcher")
+    finally:
+        s.close()
+        node.stop()
+        node.cleanup()
+
+
+def test_xmpp_watcher_sees_sip_publication():
+    node = sip_node()
+    s = Session(node)
+    try:
+        add_user(node, "dave")
+        add_user(node, "erin")
+        relation(node, "dave", "erin", "both")
+        relation(node, "erin", "dave", "both")
+        e = s.login("erin")
+        p = start_sipp(node, "publish.xml", "dave", {"note": "On a call", "pause": "1500"})
+        got = s.wait(e.presences, match=lambda x: x["from"].bare == "dave@localhost"
+                     and x["type"] != "unavailable", timeout=15)
+        assert got["status"] == "On a call" and got["show"] == "dnd", got
+        assert got["from"].resource.startswith("sip-"), got
+        back = s.wait(e.presences, match=lambda x: x["from"].bare == "dave@localhost"
+                      and x["status"] == "back at the desk", timeout=15)
+        assert back["show"] in ("", "chat"), back
+        gone = s.wait(e.presences, match=lambda x: x["from"].bare == "dave@localhost"
+                      and x["type"] == "unavailable", timeout=15)
+        assert gone is not None
+        finish(node, p, "publisher")
+    finally:
+        s.close()
+        node.stop()
+        node.cleanup()
+
+
+if __name__ == "__main__":
+    harness.raise_nofile()
+    harness.run([
+        test_publication_life_cycle,
+        test_sip_watcher_sees_xmpp_user,
+        test_pending_watcher_approved_over_xmpp,
+        test_xmpp_watcher_sees_sip_publication,
+    ])
