@@ -10,6 +10,40 @@ static pres_changed_fn pres_observers[PRES_OBSERVERS_MAX];
 static pres_sub_changed_fn pres_sub_observers[PRES_OBSERVERS_MAX];
 static pres_sub_get_fn pres_get;
 static pres_sub_request_fn pres_request;
+static im_deliver_fn im_deliver_hook;
+static im_failed_fn im_failed_hook;
+static im_offer_fn im_offers[PRES_PROVIDERS];
+
+void im_register_delivery(im_deliver_fn deliver, im_failed_fn failed)
+{
+    im_deliver_hook = deliver;
+    im_failed_hook = failed;
+}
+
+void im_register_offer(pres_provider_t p, im_offer_fn offer)
+{
+    ASSERT(p < PRES_PROVIDERS);
+    im_offers[p] = offer;
+}
+
+im_result_t im_deliver(shard_t *sh, const im_msg_t *msg)
+{
+    return im_deliver_hook ? im_deliver_hook(sh, msg) : IM_UNREACHABLE;
+}
+
+im_result_t im_offer(shard_t *sh, const im_msg_t *msg, pres_provider_t except)
+{
+    for (unsigned p = 0; p < PRES_PROVIDERS; p++)
+        if (p != except && im_offers[p] && im_offers[p](sh, msg) == IM_SENT)
+            return IM_SENT;
+    return IM_UNREACHABLE;
+}
+
+void im_failed(shard_t *sh, const im_msg_t *msg, unsigned status)
+{
+    if (im_failed_hook)
+        im_failed_hook(sh, msg, status);
+}
 
 void pres_provide(pres_provider_t p, pres_list_fn list)
 {

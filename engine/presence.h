@@ -63,6 +63,46 @@ typedef void (*pres_sub_request_fn)(shard_t *sh, str_t user, str_t contact);
 /* The subscription record of (user, contact), 0 when there is none. */
 typedef sub_state_t (*pres_sub_get_fn)(shard_t *sh, str_t user, str_t contact);
 
+/*
+ * Instant messages between protocols (the seeds' IM gateway). A message for
+ * a user goes to the protocol where the user can take it now; the results
+ * say what happened so the sender's protocol can answer in its own terms.
+ */
+typedef enum {
+    IM_DELIVERED = 0,           /* handed to a client of the user */
+    IM_SENT,                    /* sent on to another protocol's client; a failure may follow */
+    IM_STORED,                  /* kept for the user's next login */
+    IM_NO_USER,                 /* no such account */
+    IM_BLOCKED,                 /* the user blocks the sender */
+    IM_UNREACHABLE,             /* nobody to take it, nowhere to keep it */
+} im_result_t;
+
+typedef struct {
+    str_t to;                   /* the user, "local@domain" */
+    str_t from;                 /* the sender's address as a JID: "user@domain[/res]" */
+    str_t body;                 /* plain text */
+    str_t id;                   /* the sender's message id, for errors (may be empty) */
+} im_msg_t;
+
+/* The protocol that keeps accounts and offline messages (XMPP) delivers to its
+ * clients, else offers the message to the other protocols, else stores it. */
+typedef im_result_t (*im_deliver_fn)(shard_t *sh, const im_msg_t *msg);
+/* Another protocol's clients of the user, if any: IM_SENT, or IM_UNREACHABLE
+ * when it has none. */
+typedef im_result_t (*im_offer_fn)(shard_t *sh, const im_msg_t *msg);
+/* A message sent on (IM_SENT) could not be delivered; status is a SIP status. */
+typedef void (*im_failed_fn)(shard_t *sh, const im_msg_t *msg, unsigned status);
+
+/* Main thread, before the node starts. */
+void im_register_delivery(im_deliver_fn deliver, im_failed_fn failed);
+void im_register_offer(pres_provider_t p, im_offer_fn offer);
+
+/* Home shard of msg->to. */
+im_result_t im_deliver(shard_t *sh, const im_msg_t *msg);
+/* The other protocols' clients (all but `except`): IM_SENT or IM_UNREACHABLE. */
+im_result_t im_offer(shard_t *sh, const im_msg_t *msg, pres_provider_t except);
+void im_failed(shard_t *sh, const im_msg_t *msg, unsigned status);
+
 /* Main thread, before the node starts. */
 void pres_provide(pres_provider_t p, pres_list_fn list);
 void pres_observe(pres_changed_fn fn);

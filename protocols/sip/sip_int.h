@@ -13,6 +13,18 @@
 /* Bindings per address of record: a phone, a softphone, a few more. */
 #define SIP_BINDINGS_MAX 16
 
+/* Where a request came from: a datagram listener's socket and the peer's
+ * address, or a connection; and the shard that owns either. */
+typedef struct {
+    uint16_t shard;
+    uint16_t listener;          /* datagram listener */
+    bool stream;
+    bool tls;
+    uint64_t conn;              /* stream: the connection's id on its shard */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+} sip_origin_t;
+
 typedef struct sip_txn {
     struct sip_txn *next;
     timer_ent_t timer;
@@ -26,6 +38,7 @@ typedef struct {
     char *call_id;
     uint32_t cseq;
     uint64_t expires_ms;        /* shard clock */
+    sip_origin_t origin;        /* the flow it registered over: requests to it leave there */
 } sip_binding_t;
 
 typedef struct sip_aor {
@@ -34,18 +47,6 @@ typedef struct sip_aor {
     unsigned n;
     char key[];                 /* "user@domain" */
 } sip_aor_t;
-
-/* Where a request came from: a datagram listener's socket and the peer's
- * address, or a connection; and the shard that owns either. */
-typedef struct {
-    uint16_t shard;
-    uint16_t listener;          /* datagram listener */
-    bool stream;
-    bool tls;
-    uint64_t conn;              /* stream: the connection's id on its shard */
-    struct sockaddr_storage peer;
-    socklen_t peer_len;
-} sip_origin_t;
 
 struct sip_pres;
 struct sip_ctxn;
@@ -85,10 +86,14 @@ void sip_tag(char out[17]);
  * this node); -EINVAL otherwise. */
 int sip_aor_key(str_t uri_text, char *out, size_t cap);
 bool sip_account_exists(shard_t *sh, const char *key);
+/* The user's current contact bindings (expired ones dropped), or NULL. */
+sip_aor_t *sip_bindings(shard_t *sh, const char *key);
 unsigned sip_bucket(const char *key, size_t len, unsigned n);
 
 /* sip_presence.c, on the presentity's home shard: out gets the response. */
 void sip_publish(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out);
+/* MESSAGE (RFC 3428) for user from a SIP client: the IM gateway delivers it. */
+void sip_message(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out);
 /* Returns the subscription the response created or refreshed (0: none). */
 uint64_t sip_subscribe(shard_t *sh, const sip_msg_t *m, const char *user, const sip_origin_t *o,
                        buf_t *out);

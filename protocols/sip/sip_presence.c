@@ -161,22 +161,28 @@ static void sip_pres_list(shard_t *sh, str_t user, pres_each_fn each, void *ctx)
 
 /* --- NOTIFY: composed here, sent by the flow's shard --- */
 
+enum { OUT_NOTIFY, OUT_MESSAGE };
+
 typedef struct {
     sip_origin_t origin;
     uint16_t home;
-    uint64_t sub_id;
+    uint8_t kind;
+    uint64_t sub_id;            /* NOTIFY: the subscription */
     char *user;
+    char *from, *id;            /* MESSAGE: the sender (a JID) and its message id */
     size_t len;
     char bytes[];               /* the request without its Via */
 } sip_out_t;
 
 typedef struct sip_ctxn {
-    struct sip_ctxn *next;      /* first: sip_presence_fini walks the chains by it */
+    struct sip_ctxn *next;
     timer_ent_t timer;
     shard_t *sh;
     sip_origin_t origin;
     uint16_t home;
+    uint8_t kind;
     uint64_t sub_id;
+    char *from, *id;
     uint64_t deadline_ms;
     uint32_t interval_ms;
     char *user;
@@ -196,14 +202,26 @@ static void sip_ctxn_unlink(sip_shard_t *ss, sip_ctxn_t *c)
     }
     timer_cancel(shard_timers(ss->sh), &c->timer);
     free(c->user);
+    free(c->from);
+    free(c->id);
     free(c);
 }
 
 typedef struct {
+    uint8_t kind;
     char *user;
     uint64_t sub_id;
+    char *from, *id;
     unsigned status;
 } sip_failure_t;
+
+static void sip_failure_free(sip_failure_t *f)
+{
+    free(f->user);
+    free(f->from);
+    free(f->id);
+    free(f);
+}
 
 static void sip_sub_end(shard_t *sh, sip_sub_t *s, const char *reason);
 
@@ -212,6 +230,13 @@ static void sip_notify_failed(void *ctx, const mbox_msg_t *msg)
 {
     shard_t *sh = ctx;
     sip_failure_t *f = msg->ptr;
+    if (f->kind == OUT_MESSAGE) {
+        im_msg_t im = { .to = str_from_cstr(f->user), .from = str_from_cstr(f->from),
+                        .id = str_from_cstr(f->id ? f->id : "") };
+        im_failed(sh, &im, f->status);
+        sip_failure_free(f);
+        return;
+    }
     sip_pres_t *p = sip_pres_find(sip_of(sh), f->user, false);
     for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next) {
         if (s->id == f->sub_id) {
@@ -220,23 +245,23 @@ static void sip_notify_failed(void *ctx, const mbox_msg_t *msg)
             break;
         }
     }
-    free(f->user);
-    free(f);
+    sip_failure_free(f);
 }
 
 static void sip_ctxn_fail(sip_ctxn_t *c, unsigned status)
 {
-    sip_failure_t *f = malloc(sizeof(*f));
+    sip_failure_t *f = calloc(1, sizeof(*f));
     if (!f)
         return;
+    f->kind = c->kind;
     f->user = strdup(c->user);
     f->sub_id = c->sub_id;
+    f->from = c->from ? strdup(c->from) : NULL;
+    f->id = c->id ? strdup(c->id) : NULL;
     f->status = status;
     mbox_msg_t m = { .ptr = f };
-    if (shard_call(c->sh, c->home, sip_notify_failed, &m) < 0) {
-        free(f->user);
-        free(f);
-    }
+    if (shard_call(c->sh, c->home, sip_notify_failed, &m) < 0)
+        sip_failure_free(f);
 }
 
 static void sip_ctxn_timer(timer_wheel_t *w, timer_ent_t *t)
@@ -281,8 +306,11 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     c->origin = o->origin;
     c->home = o->home;
     c->sub_id = o->sub_id;
+    c->kind = o->kind;
     c->user = o->user;
-    o->user = NULL;
+    c->from = o->from;
+    c->id = o->id;
+    o->user = o->from = o->id = NULL;
     snprintf(c->branch, sizeof(c->branch), "z9hG4bK%s", tag);
     c->len = b.len;
     memcpy(c->bytes, b.data, b.len);
@@ -295,7 +323,8 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     c->next = ss->ctxns[bk];
     ss->ctxns[bk] = c;
     sip_send(sh, &c->origin, b.data, b.len);
-    metric_inc(shard_metrics(sh), sip_mid.notifies);
+    if (c->kind == OUT_NOTIFY)
+        metric_inc(shard_metrics(sh), sip_mid.notifies);
     buf_fini(&b);
     free(o->user);
     free(o);
@@ -384,8 +413,10 @@ static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
     sip_out_t *o = malloc(sizeof(*o) + b.len);
     if (!o)
         PANIC("out of memory composing a NOTIFY");
+    memset(o, 0, sizeof(*o));
     o->origin = s->origin;
     o->home = (uint16_t)shard_id(sh);
+    o->kind = OUT_NOTIFY;
     o->sub_id = s->id;
     o->user = strdup(p->key);
     o->len = b.len;
@@ -768,6 +799,103 @@ void sip_publish(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out)
         pres_changed(sh, str_from_cstr(user), PRES_PROVIDER_SIP);
 }
 
+/* --- instant messages (RFC 3428) through the IM gateway --- */
+
+static bool sip_text_body(const sip_msg_t *m)
+{
+    const sip_hdr_t *ct = sip_msg_get(m, SIP_HDR_CONTENT_TYPE);
+    return ct && ct->value.len >= 10 && !strncasecmp(ct->value.ptr, "text/plain", 10);
+}
+
+void sip_message(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out)
+{
+    char from[600];
+    if (!m->body.len || !sip_text_body(m)) {
+        sip_write(m, 415, NULL, "Accept: text/plain\r\n", out);
+        return;
+    }
+    if (sip_watcher_key(m, from, sizeof(from)) < 0) {
+        sip_write(m, 400, "Bad From", NULL, out);
+        return;
+    }
+    im_msg_t msg = { .to = str_from_cstr(user), .from = str_from_cstr(from), .body = m->body,
+                     .id = { "", 0 } };
+    switch (im_deliver(sh, &msg)) {
+    case IM_DELIVERED:
+        sip_write(m, 200, NULL, NULL, out);
+        break;
+    case IM_SENT:
+    case IM_STORED:
+        sip_write(m, 202, NULL, NULL, out);     /* §7: accepted, not yet read */
+        break;
+    case IM_NO_USER:
+        sip_write(m, 404, NULL, NULL, out);
+        break;
+    case IM_BLOCKED:
+        sip_write(m, 403, NULL, NULL, out);
+        break;
+    default:
+        sip_write(m, 480, NULL, NULL, out);
+        break;
+    }
+}
+
+/* A message for a user with SIP registrations: a MESSAGE to its most recent
+ * binding, over the flow that binding registered on. */
+static im_result_t sip_im_offer(shard_t *sh, const im_msg_t *msg)
+{
+    char user[600];
+    if (msg->to.len >= sizeof(user))
+        return IM_UNREACHABLE;
+    memcpy(user, msg->to.ptr, msg->to.len);
+    user[msg->to.len] = 0;
+    sip_aor_t *a = sip_bindings(sh, user);
+    if (!a)
+        return IM_UNREACHABLE;
+    const sip_binding_t *bd = &a->b[0];
+    for (unsigned i = 1; i < a->n; i++)
+        if (a->b[i].expires_ms > bd->expires_ms)
+            bd = &a->b[i];
+    str_t from_bare = msg->from;
+    const char *slash = memchr(msg->from.ptr, '/', msg->from.len);
+    if (slash)
+        from_bare.len = (size_t)(slash - msg->from.ptr);
+    char tag[17], cid[17];
+    sip_tag(tag);
+    sip_tag(cid);
+    buf_t b;
+    buf_init(&b);
+    buf_printf(&b, "MESSAGE %s SIP/2.0\r\nMax-Forwards: 70\r\n"
+                   "From: <sip:%.*s>;tag=%s\r\nTo: <sip:%s>\r\nCall-ID: %s@%s\r\n"
+                   "CSeq: 1 MESSAGE\r\nContent-Type: text/plain;charset=UTF-8\r\n"
+                   "Content-Length: %zu\r\n\r\n",
+               bd->contact, (int)from_bare.len, from_bare.ptr, tag, user, cid, sip_cfg.via_host,
+               msg->body.len);
+    buf_append(&b, msg->body.ptr, msg->body.len);
+    sip_out_t *o = malloc(sizeof(*o) + b.len);
+    if (!o)
+        PANIC("out of memory composing a MESSAGE");
+    memset(o, 0, sizeof(*o));
+    o->origin = bd->origin;
+    o->home = (uint16_t)shard_id(sh);
+    o->kind = OUT_MESSAGE;
+    o->user = strdup(user);
+    o->from = strndup(msg->from.ptr, msg->from.len);
+    o->id = msg->id.len ? strndup(msg->id.ptr, msg->id.len) : NULL;
+    o->len = b.len;
+    memcpy(o->bytes, b.data, b.len);
+    buf_fini(&b);
+    mbox_msg_t mm = { .ptr = o };
+    if (shard_call(sh, bd->origin.shard, sip_out_send, &mm) < 0) {
+        free(o->user);
+        free(o->from);
+        free(o->id);
+        free(o);
+        return IM_UNREACHABLE;
+    }
+    return IM_SENT;
+}
+
 /* --- what other protocols tell us --- */
 
 static void sip_on_presence(shard_t *sh, str_t user, pres_provider_t from)
@@ -811,6 +939,7 @@ void sip_presence_register(void)
     pres_provide(PRES_PROVIDER_SIP, sip_pres_list);
     pres_observe(sip_on_presence);
     pres_observe_subs(sip_on_sub);
+    im_register_offer(PRES_PROVIDER_SIP, sip_im_offer);
     pidf_global_init();
 }
 
@@ -834,6 +963,8 @@ void sip_presence_fini(sip_shard_t *ss)
         for (sip_ctxn_t *c = ss->ctxns[i], *n; c; c = n) {
             n = c->next;
             free(c->user);
+            free(c->from);
+            free(c->id);
             free(c);
         }
     }

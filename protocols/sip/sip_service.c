@@ -30,7 +30,7 @@
 #define SIP_TIMER_J_MS 32000u
 #define SIP_ALLOW "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, PUBLISH, " \
                   "MESSAGE"
-#define SIP_ALLOWED_HERE "OPTIONS, REGISTER, SUBSCRIBE, PUBLISH"
+#define SIP_ALLOWED_HERE "OPTIONS, REGISTER, SUBSCRIBE, PUBLISH, MESSAGE"
 
 sip_service_config_t sip_cfg;
 static char sip_domain[256];
@@ -386,8 +386,16 @@ bool sip_account_exists(shard_t *sh, const char *key)
     return ok;
 }
 
+sip_aor_t *sip_bindings(shard_t *sh, const char *key)
+{
+    sip_aor_t *a = sip_aor(sip_of(sh), key, false);
+    if (a)
+        sip_aor_prune(sh, a);
+    return a && a->n ? a : NULL;
+}
+
 /* RFC 3261 §10.3. */
-static void sip_register(shard_t *sh, const sip_msg_t *m, buf_t *out)
+static void sip_register(shard_t *sh, const sip_msg_t *m, const sip_origin_t *o, buf_t *out)
 {
     sip_shard_t *ss = sip_of(sh);
     char key[600];
@@ -483,6 +491,7 @@ static void sip_register(shard_t *sh, const sip_msg_t *m, buf_t *out)
             a->b[i].call_id = strndup(m->call_id.ptr, m->call_id.len);
             a->b[i].cseq = m->cseq.seq;
             a->b[i].expires_ms = now + e * 1000ull;
+            a->b[i].origin = *o;
         }
     }
     /* §10.3 step 8: 200 with every current binding. */
@@ -546,7 +555,9 @@ static void sip_job_run(void *ctx, const mbox_msg_t *msg)
     uint64_t sub_id = 0;
     if (sip_msg_parse(m, j->bytes, j->len, (sip_msg_transport_t)j->tp, NULL) > 0) {
         if (m->method == SIP_METHOD_REGISTER)
-            sip_register(sh, m, &j->response);
+            sip_register(sh, m, &j->origin, &j->response);
+        else if (m->method == SIP_METHOD_MESSAGE)
+            sip_message(sh, m, j->user, &j->response);
         else if (m->method == SIP_METHOD_PUBLISH)
             sip_publish(sh, m, j->user, &j->response);
         else if (m->method == SIP_METHOD_SUBSCRIBE)
@@ -631,8 +642,8 @@ static bool sip_authorised(shard_t *sh, const sip_origin_t *o, const char *txn_k
     if (!sip_cfg.auth || (o->peer_len && sip_peer_trusted(&o->peer)))
         return true;
     char identity[600];
-    if (m->method == SIP_METHOD_SUBSCRIBE) {
-        /* The watcher is who asks; a foreign one cannot prove anything here. */
+    if (m->method == SIP_METHOD_SUBSCRIBE || m->method == SIP_METHOD_MESSAGE) {
+        /* The watcher (sender) is who asks; a foreign one proves nothing here. */
         if (sip_aor_key(m->from.uri, identity, sizeof(identity)) < 0) {
             sip_reply_now(sh, o, txn_key, m, 403, "Forbidden (watchers of this domain only)",
                           NULL);
@@ -741,7 +752,8 @@ static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, si
         break;
     case SIP_METHOD_REGISTER:
     case SIP_METHOD_PUBLISH:
-    case SIP_METHOD_SUBSCRIBE: {
+    case SIP_METHOD_SUBSCRIBE:
+    case SIP_METHOD_MESSAGE: {
         /* The registrar's AOR is in To; a presentity is the Request-URI
          * (our Contact carries it for requests inside a dialog). */
         char aor[600];
@@ -791,6 +803,7 @@ const dgram_proto_t sip_udp_proto = {
 
 typedef struct {
     buf_t in;                   /* bytes of a message not complete yet */
+    sip_frame_state_t frame;    /* how far framing read them: each byte once */
 } sip_conn_t;
 
 static void sip_tcp_open(conn_t *c)
@@ -803,6 +816,7 @@ static void sip_tcp_open(conn_t *c)
         return;
     }
     buf_init(&sc->in);
+    sip_frame_state_init(&sc->frame);
     conn_set_state(c, sc);
 }
 
@@ -818,7 +832,7 @@ static int sip_tcp_data(conn_t *c, const char *data, size_t len)
         sip_frame_t fr;
         const char *p = (const char *)sc->in.data + off;
         size_t avail = sc->in.len - off;
-        ssize_t n = sip_msg_frame(p, avail, NULL, &fr);
+        ssize_t n = sip_msg_frame_resume(&sc->frame, p, avail, NULL, &fr);
         for (size_t i = 0; i < fr.pings; i++)
             conn_write(c, "\r\n", 2);       /* RFC 5626 §4.4.1 pong */
         off += fr.skip_bytes;

@@ -903,6 +903,30 @@ static bool sm_answer_for_account(shard_t *sh, str_t bare, sm_item_t *it)
     return true;
 }
 
+static xmpp_xml_verdict_t sm_body_stanza(void *ctx, const xmpp_xml_el_t *el)
+{
+    buf_t *out = ctx;
+    str_t body = xmpp_xml_child_text(el, "body", NS_CLIENT);
+    if (body.ptr)
+        buf_append(out, body.ptr, body.len);
+    else
+        buf_append(out, "", 1);     /* marks "no body" (a body is never a lone NUL) */
+    return XMPP_XML_STOP;
+}
+
+/* The <body/> of a serialised message; false when it has none. */
+static bool sm_body_of(const char *bytes, size_t len, buf_t *out)
+{
+    static const char hdr[] = "<stream:stream xmlns='jabber:client' "
+                              "xmlns:stream='http://etherx.jabber.org/streams'>";
+    static const xmpp_xml_cbs_t cbs = { .stanza = sm_body_stanza };
+    xmpp_xml_t p;
+    xmpp_xml_init(&p, NULL, &cbs, out);
+    bool ok = xmpp_xml_feed(&p, hdr, sizeof(hdr) - 1) >= 0 && xmpp_xml_feed(&p, bytes, len) >= 0;
+    xmpp_xml_fini(&p);
+    return ok && out->len && !(out->len == 1 && out->data[0] == 0);
+}
+
 /* RFC 6121 §8.5: a routed stanza on the target's home shard. */
 static void sm_deliver(shard_t *sh, sm_user_t *u, str_t bare, str_t res, sm_item_t *it)
 {
@@ -957,6 +981,23 @@ static void sm_deliver(shard_t *sh, sm_user_t *u, str_t bare, str_t res, sm_item
     if (!sm_account_exists(sh, bare)) {
         sm_bounce(sh, it, "cancel", "service-unavailable");
         return;
+    }
+    /* Nobody here to take it: a client over another protocol may (the IM
+     * gateway), else it waits (XEP-0160). */
+    if (!strcmp(it->type, "") || !strcmp(it->type, "normal") || !strcmp(it->type, "chat")) {
+        buf_t body;
+        buf_init(&body);
+        if (sm_body_of(it->bytes, it->len, &body)) {
+            im_msg_t msg = { .to = bare, .from = str_from_cstr(it->from),
+                             .body = { (const char *)body.data, body.len },
+                             .id = it->id ? str_from_cstr(it->id) : (str_t){ "", 0 } };
+            im_result_t r = im_offer(sh, &msg, PRES_PROVIDER_XMPP);
+            buf_fini(&body);
+            if (r == IM_SENT)
+                return;
+        } else {
+            buf_fini(&body);
+        }
     }
     sm_offline_store(sh, bare, it);
 }
@@ -2233,8 +2274,93 @@ static void sm_pres_sub_request(shard_t *sh, str_t user, str_t contact)
     sm_forget_if_idle(sh, u);
 }
 
+/* --- the IM gateway (engine/presence.h) --- */
+
+/* A message from another protocol's client, as a chat message for the user:
+ * to the XMPP sessions that take it, else to another protocol's client, else
+ * offline storage. */
+static im_result_t sm_im_deliver(shard_t *sh, const im_msg_t *msg)
+{
+    sm_t *sm = sm_of(sh);
+    sm_user_t *u = sm_find(sm, msg->to, false);
+    if (!u && !sm_account_exists(sh, msg->to))
+        return IM_NO_USER;
+    if (!u)
+        u = sm_find(sm, msg->to, true);
+    sm_load_contacts(sh, u);
+    im_result_t r;
+    if (u->n_blocked && sm_blocks(u, msg->from)) {
+        metric_inc(shard_metrics(sh), xmpp_mid.blocked);
+        r = IM_BLOCKED;
+    } else {
+        buf_t b;
+        buf_init(&b);
+        buf_append_str(&b, "<message type='chat'");
+        if (msg->id.len)
+            xmpp_xml_write_attr(&b, "id", msg->id);
+        xmpp_xml_write_attr(&b, "from", msg->from);
+        xmpp_xml_write_attr(&b, "to", msg->to);
+        buf_append_str(&b, "><body>");
+        xmpp_xml_write_text(&b, msg->body);
+        buf_append_str(&b, "</body></message>");
+        int best = -1;
+        for (xmpp_sess_t *s = u->sessions; s; s = s->next)
+            if (s->available && s->priority >= 0 && s->priority > best)
+                best = s->priority;
+        if (best >= 0) {
+            for (xmpp_sess_t *s = u->sessions; s; s = s->next) {
+                if (s->available && s->priority == best) {
+                    xmpp_sess_write(s, b.data, b.len);
+                    sm_count_out(sh, 'm');
+                } else if (s->carbons && s->available) {
+                    sm_carbon(sh, s, "received", b.data, b.len);
+                }
+            }
+            r = IM_DELIVERED;
+        } else if (im_offer(sh, msg, PRES_PROVIDER_XMPP) == IM_SENT) {
+            r = IM_SENT;
+        } else {
+            r = sm_offline_put(sh, msg->to, b.data, b.len) ? IM_STORED : IM_UNREACHABLE;
+        }
+        buf_fini(&b);
+    }
+    sm_forget_if_idle(sh, u);
+    return r;
+}
+
+/* A message an XMPP user sent on to another protocol was refused there: the
+ * sender gets the error in XMPP terms (RFC 6120 §8.3.3). */
+static void sm_im_failed(shard_t *sh, const im_msg_t *msg, unsigned status)
+{
+    const char *type = "cancel", *cond = "service-unavailable";
+    if (status == 404 || status == 410 || status == 484)
+        cond = "item-not-found";
+    else if (status == 403 || status == 401 || status == 407)
+        cond = "forbidden";
+    else if (status == 408 || status == 480 || status == 486 || status == 600 || status == 603) {
+        type = "wait";
+        cond = "recipient-unavailable";
+    } else if (status == 413 || status == 415 || status == 488) {
+        type = "modify";
+        cond = "not-acceptable";
+    }
+    buf_t b;
+    buf_init(&b);
+    buf_append_str(&b, "<message type='error'");
+    if (msg->id.len)
+        xmpp_xml_write_attr(&b, "id", msg->id);
+    xmpp_xml_write_attr(&b, "from", msg->to);
+    xmpp_xml_write_attr(&b, "to", msg->from);
+    buf_printf(&b, "><error type='%s'><%s xmlns='" NS_STANZAS "'/></error></message>", type, cond);
+    sm_item_t *e = sm_item_new(sh, ITEM_STANZA, 'm', msg->from, msg->to, &b, NULL);
+    snprintf(e->type, sizeof(e->type), "error");
+    sm_item_post(sh, sm_home_of(sh, sm_bare_of(msg->from)), e);
+    buf_fini(&b);
+}
+
 void xmpp_sm_register_presence(void)
 {
+    im_register_delivery(sm_im_deliver, sm_im_failed);
     pres_provide(PRES_PROVIDER_XMPP, sm_pres_list);
     pres_observe(sm_pres_changed);
     pres_keep_subs(sm_pres_sub_get, sm_pres_sub_request);

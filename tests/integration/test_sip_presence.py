@@ -2,13 +2,14 @@
 slixmpp as the XMPP side: a publication's entity-tag life cycle, a SIP
 watcher that sees an XMPP user's changes, a pending watcher that the user
 approves over XMPP, and an XMPP watcher that sees a SIP phone's publication."""
+import asyncio
 import os
 import subprocess
 import time
 
 import harness
 from harness import Node
-from test_sip import SCENARIOS, sip_node
+from test_sip import SCENARIOS, sip_node, status_of, udp_exchange
 from test_xmpp import Session, add_user, ctl
 
 
@@ -26,8 +27,8 @@ def sipp_args(node, scenario, user, keys, transport="u1"):
     return args
 
 
-def start_sipp(node, scenario, user, keys, transport="u1"):
-    return subprocess.Popen(sipp_args(node, scenario, user, keys, transport),
+def start_sipp(node, scenario, user, keys, transport="u1", extra=()):
+    return subprocess.Popen(sipp_args(node, scenario, user, keys, transport) + list(extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL, cwd=node.tmp)
 
@@ -40,6 +41,16 @@ def finish(node, proc, what, timeout=60):
             with open(os.path.join(node.tmp, f)) as fh:
                 errs += fh.read()[-2000:]
     assert proc.returncode == 0, "%s: rc %s\n%s\n%s" % (what, proc.returncode, out[-1500:], errs)
+
+
+def sipp_log(node):
+    """What SIPp logged with -trace_msg in the node's directory."""
+    out = ""
+    for f in os.listdir(node.tmp):
+        if f.endswith("_messages.log"):
+            with open(os.path.join(node.tmp, f)) as fh:
+                out += fh.read()
+    return out
 
 
 def relation(node, user, contact, sub):
@@ -134,6 +145,61 @@ def test_xmpp_watcher_sees_sip_publication():
         node.cleanup()
 
 
+def sip_message(node, sender, to, text, ctype="text/plain"):
+    """A MESSAGE (RFC 3428) over UDP; returns the response's status."""
+    branch = "z9hG4bKm%d" % int(time.time() * 1e6)
+    body = text.encode()
+    req = ("MESSAGE sip:%s@localhost SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=%s;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:%s@localhost>;tag=m1\r\nTo: <sip:%s@localhost>\r\n"
+           "Call-ID: %s@127.0.0.1\r\nCSeq: 1 MESSAGE\r\nContent-Type: %s\r\n"
+           "Content-Length: %d\r\n\r\n" % (to, branch, sender, to, branch, ctype, len(body)))
+    return status_of(udp_exchange(node.sip_port, req.encode() + body, wait=3))
+
+
+def test_im_between_sip_and_xmpp():
+    node = sip_node()
+    s = Session(node)
+    try:
+        for u in ("dave", "erin", "finn"):
+            add_user(node, u)
+        e = s.login("erin")
+        # SIP to XMPP: delivered to the session (200).
+        assert sip_message(node, "dave", "erin", "hello from the phone") == 200
+        got = s.wait(e.messages)
+        assert got["body"] == "hello from the phone" and got["from"].bare == "dave@localhost"
+        # XMPP to SIP: a MESSAGE to the registered phone, over its flow.
+        r = start_sipp(node, "register_hold.xml", "dave", {"pause": "3000"},
+                       extra=("-oocsf", os.path.join(SCENARIOS, "message_accept.xml"),
+                              "-trace_msg"))
+        time.sleep(1.0)
+        errors = asyncio.Queue()
+        e.add_event_handler("message_error", lambda msg: errors.put_nowait(msg))
+        e.send_message(mto="dave@localhost", mbody="hi phone", mtype="chat")
+        s.settle(0.5)
+        finish(node, r, "SIP client taking a MESSAGE")
+        assert "hi phone" in sipp_log(node), "the phone got no MESSAGE"
+        assert errors.empty()
+        # A refusal from the phone comes back as an XMPP error.
+        r = start_sipp(node, "register_hold.xml", "dave", {"pause": "3000"},
+                       extra=("-oocsf", os.path.join(SCENARIOS, "message_refuse.xml")))
+        time.sleep(1.0)
+        e.send_message(mto="dave@localhost", mbody="are you there", mtype="chat")
+        err = s.wait(errors, timeout=15)
+        assert err["error"]["condition"] == "recipient-unavailable", err
+        finish(node, r, "SIP client refusing a MESSAGE")
+        # Nobody online: kept for the next login (202), unknown users get 404.
+        assert sip_message(node, "dave", "finn", "read this later") == 202
+        assert sip_message(node, "dave", "nobody", "anyone?") == 404
+        assert sip_message(node, "dave", "finn", "<b>markup</b>", ctype="text/html") == 415
+        f = s.login("finn")
+        assert s.wait(f.messages)["body"] == "read this later"
+    finally:
+        s.close()
+        node.stop()
+        node.cleanup()
+
+
 if __name__ == "__main__":
     harness.raise_nofile()
     harness.run([
@@ -141,4 +207,5 @@ if __name__ == "__main__":
         test_sip_watcher_sees_xmpp_user,
         test_pending_watcher_approved_over_xmpp,
         test_xmpp_watcher_sees_sip_publication,
+        test_im_between_sip_and_xmpp,
     ])
