@@ -25,6 +25,7 @@
 #include "engine/presence.h"
 #include "engine/route.h"
 #include "protocols/pidf/pidf.h"
+#include "protocols/pidf/winfo.h"
 #include "protocols/sip/sip_int.h"
 
 #define SIP_T1_MS 500u
@@ -59,6 +60,9 @@ typedef struct sip_sub {
     timer_ent_t timer;
     uint64_t id;
     uint8_t state;
+    bool winfo;                 /* presence.winfo (RFC 3857): the user watching its watchers */
+    uint32_t first_cseq;        /* of the SUBSCRIBE that created it */
+    uint64_t winfo_version;
     uint32_t local_cseq, remote_cseq;
     uint64_t expires_ms;
     sip_origin_t origin;
@@ -371,6 +375,52 @@ static void sip_collect(void *ctx, const pres_source_t *s)
     };
 }
 
+/* RFC 3858: every watcher of the user's presence, in full each time (a
+ * client that missed one NOTIFY is never out of step). */
+static void sip_winfo_body(sip_pres_t *p, sip_sub_t *s, buf_t *out)
+{
+    unsigned n = 0;
+    for (sip_sub_t *w = p->subs; w; w = w->next)
+        n += !w->winfo;
+    winfo_watcher_t *ws = calloc(n ? n : 1, sizeof(*ws));
+    char (*ids)[24] = calloc(n ? n : 1, sizeof(*ids));
+    buf_t uris;
+    buf_init(&uris);
+    size_t *offs = calloc(n ? n : 1, sizeof(*offs));
+    if (!ws || !ids || !offs)
+        PANIC("out of memory listing watchers");
+    unsigned i = 0;
+    for (sip_sub_t *w = p->subs; w; w = w->next) {
+        if (w->winfo)
+            continue;
+        offs[i] = uris.len;
+        buf_printf(&uris, "sip:%s", w->watcher);
+        snprintf(ids[i], sizeof(ids[i]), "w%llu", (unsigned long long)w->id);
+        ws[i].id = str_from_cstr(ids[i]);
+        ws[i].status = w->state == SUB_ACTIVE ? WINFO_STATUS_ACTIVE : WINFO_STATUS_PENDING;
+        ws[i].event = w->state == SUB_ACTIVE ? WINFO_EVENT_APPROVED : WINFO_EVENT_SUBSCRIBE;
+        ws[i].expiration_s = WINFO_SECONDS_NONE;
+        ws[i].duration_subscribed_s = WINFO_SECONDS_NONE;
+        i++;
+    }
+    for (unsigned k = 0; k < n; k++) {
+        size_t end = k + 1 < n ? offs[k + 1] : uris.len;
+        ws[k].uri = (str_t){ (const char *)uris.data + offs[k], end - offs[k] };
+    }
+    char resource[640];
+    snprintf(resource, sizeof(resource), "sip:%s", p->key);
+    winfo_list_t list = { .resource = str_from_cstr(resource), .package = STR_LIT("presence"),
+                          .watchers = ws, .watcher_count = n };
+    winfo_doc_t doc = { .version = s->winfo_version++, .state = WINFO_STATE_FULL,
+                        .lists = &list, .list_count = 1 };
+    if (winfo_encode(out, &doc) < 0)
+        out->len = 0;
+    buf_fini(&uris);
+    free(offs);
+    free(ids);
+    free(ws);
+}
+
 static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
 {
     sip_pres_t *p = s->pres;
@@ -378,7 +428,9 @@ static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
     buf_t b, body;
     buf_init(&b);
     buf_init(&body);
-    if (s->state == SUB_ACTIVE && !terminated_reason) {
+    if (s->winfo && !terminated_reason) {
+        sip_winfo_body(p, s, &body);
+    } else if (s->state == SUB_ACTIVE && !terminated_reason) {
         sip_src_list_t l = { .n = 0 };
         pres_sources(sh, str_from_cstr(p->key), sip_collect, &l);
         char entity[640];
@@ -396,7 +448,7 @@ static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
     buf_printf(&b, "Contact: <sip:%.*s@%s:%u%s>\r\n", (int)(at - p->key), p->key,
                sip_cfg.via_host, s->origin.tls ? sip_cfg.tls_port : sip_cfg.port,
                !s->origin.stream ? "" : s->origin.tls ? ";transport=tls" : ";transport=tcp");
-    buf_append_str(&b, "Event: presence");
+    buf_append_str(&b, s->winfo ? "Event: presence.winfo" : "Event: presence");
     if (s->event_id)
         buf_printf(&b, ";id=%s", s->event_id);
     buf_append_str(&b, "\r\n");
@@ -407,7 +459,8 @@ static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
         buf_printf(&b, "Subscription-State: %s;expires=%u\r\n",
                    s->state == SUB_ACTIVE ? "active" : "pending", left);
     if (body.len)
-        buf_append_str(&b, "Content-Type: " PIDF_CONTENT_TYPE "\r\n");
+        buf_append_str(&b, s->winfo ? "Content-Type: " WINFO_CONTENT_TYPE "\r\n"
+                                    : "Content-Type: " PIDF_CONTENT_TYPE "\r\n");
     buf_printf(&b, "Content-Length: %zu\r\n\r\n", body.len);
     buf_append(&b, body.data, body.len);
     sip_out_t *o = malloc(sizeof(*o) + b.len);
@@ -433,6 +486,14 @@ static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
 
 /* --- subscriptions --- */
 
+/* The watchers of p changed: its own winfo subscriptions hear of it. */
+static void sip_winfo_changed(shard_t *sh, sip_pres_t *p)
+{
+    for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next)
+        if (s->winfo)
+            sip_notify(sh, s, NULL);
+}
+
 static void sip_sub_unlink(shard_t *sh, sip_sub_t *s)
 {
     sip_pres_t *p = s->pres;
@@ -445,7 +506,10 @@ static void sip_sub_unlink(shard_t *sh, sip_sub_t *s)
     p->n_subs--;
     timer_cancel(shard_timers(sh), &s->timer);
     metric_sub(shard_metrics(sh), sip_mid.subscriptions, 1);
+    bool watcher = !s->winfo;
     sip_sub_free(s);
+    if (watcher)
+        sip_winfo_changed(sh, p);
     sip_pres_forget_if_idle(sip_of(sh), p);
 }
 
@@ -507,9 +571,12 @@ uint64_t sip_subscribe(shard_t *sh, const sip_msg_t *m, const char *user, const 
     sip_shard_t *ss = sip_of(sh);
     const sip_hdr_t *ev = sip_msg_get(m, SIP_HDR_EVENT);
     sip_event_t event;
-    if (!ev || sip_event_parse(ev->value, &event) < 0 || !str_eq_cstr(event.type, "presence")) {
+    bool winfo = ev && sip_event_parse(ev->value, &event) == 0 &&
+                 str_eq_cstr(event.type, "presence.winfo");
+    if (!winfo && (!ev || sip_event_parse(ev->value, &event) < 0 ||
+                   !str_eq_cstr(event.type, "presence"))) {
         /* RFC 6665 §8.2.2 / §7.2.2: 489 names what we do serve. */
-        sip_write(m, 489, NULL, "Allow-Events: presence\r\n", out);
+        sip_write(m, 489, NULL, "Allow-Events: presence, presence.winfo\r\n", out);
         return 0;
     }
     if (!sip_account_exists(sh, user)) {
@@ -582,6 +649,7 @@ uint64_t sip_subscribe(shard_t *sh, const sip_msg_t *m, const char *user, const 
         s->remote_tag = strndup(m->from.tag.ptr, m->from.tag.len);
         s->call_id = strndup(m->call_id.ptr, m->call_id.len);
         s->remote_cseq = m->cseq.seq;
+        s->first_cseq = m->cseq.seq;
         s->watcher = strdup(watcher);
         s->target = strdup(target);
         s->origin = *o;
@@ -609,9 +677,21 @@ uint64_t sip_subscribe(shard_t *sh, const sip_msg_t *m, const char *user, const 
         p->subs = s;
         p->n_subs++;
         metric_inc(shard_metrics(sh), sip_mid.subscriptions);
-        s->state = sip_watcher_allowed(sh, user, watcher) ? SUB_ACTIVE : SUB_PENDING;
-        if (s->state == SUB_PENDING)
-            pres_sub_request(sh, str_from_cstr(user), str_from_cstr(watcher));
+        if (winfo) {
+            /* RFC 3857 §5.1: a user's watchers are the user's business. */
+            if (strcmp(watcher, user)) {
+                s->winfo = true;        /* not a watcher: nobody to tell */
+                sip_sub_unlink(sh, s);
+                sip_write(m, 403, "Forbidden (only the user sees its watchers)", NULL, out);
+                return 0;
+            }
+            s->winfo = true;
+            s->state = SUB_ACTIVE;
+        } else {
+            s->state = sip_watcher_allowed(sh, user, watcher) ? SUB_ACTIVE : SUB_PENDING;
+            if (s->state == SUB_PENDING)
+                pres_sub_request(sh, str_from_cstr(user), str_from_cstr(watcher));
+        }
     }
     s->expires_ms = now + expires * 1000ull;
     timer_arm(shard_timers(sh), &s->timer, s->expires_ms);
@@ -637,10 +717,14 @@ void sip_subscribe_done(shard_t *sh, const char *user, uint64_t sub_id)
     for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next) {
         if (s->id != sub_id)
             continue;
-        if (s->expires_ms <= shard_now_ms(sh))
+        bool watcher = !s->winfo;
+        if (s->expires_ms <= shard_now_ms(sh)) {
             sip_sub_end(sh, s, "timeout");      /* Expires: 0 */
-        else
+        } else {
             sip_notify(sh, s, NULL);
+            if (watcher && s->remote_cseq == s->first_cseq)
+                sip_winfo_changed(sh, p);       /* a new watcher */
+        }
         return;
     }
 }
@@ -908,7 +992,7 @@ static void sip_on_presence(shard_t *sh, str_t user, pres_provider_t from)
     key[user.len] = 0;
     sip_pres_t *p = sip_pres_find(sip_of(sh), key, false);
     for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next)
-        if (s->state == SUB_ACTIVE)
+        if (s->state == SUB_ACTIVE && !s->winfo)
             sip_notify(sh, s, NULL);
 }
 
@@ -922,11 +1006,12 @@ static void sip_on_sub(shard_t *sh, str_t user, str_t contact, sub_state_t state
     sip_pres_t *p = sip_pres_find(sip_of(sh), key, false);
     for (sip_sub_t *s = p ? p->subs : NULL, *n; s; s = n) {
         n = s->next;
-        if (!str_eq_cstr(contact, s->watcher))
+        if (s->winfo || !str_eq_cstr(contact, s->watcher))
             continue;
         if ((state & SUB_FROM) && s->state == SUB_PENDING) {
             s->state = SUB_ACTIVE;
             sip_notify(sh, s, NULL);
+            sip_winfo_changed(sh, p);
         } else if (!(state & SUB_FROM) && !(state & SUB_PENDING_IN)) {
             /* RFC 6665 §4.2.2: the user said no, or took it back. */
             sip_sub_end(sh, s, "rejected");

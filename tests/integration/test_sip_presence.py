@@ -28,6 +28,9 @@ def sipp_args(node, scenario, user, keys, transport="u1"):
 
 
 def start_sipp(node, scenario, user, keys, transport="u1", extra=()):
+    if scenario == "subscribe.xml":
+        keys = dict({"event": "presence"}, **keys)
+        extra = tuple(extra) + ("-trace_msg",)
     return subprocess.Popen(sipp_args(node, scenario, user, keys, transport) + list(extra),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL, cwd=node.tmp)
@@ -51,6 +54,15 @@ def sipp_log(node):
             with open(os.path.join(node.tmp, f)) as fh:
                 out += fh.read()
     return out
+
+
+def notifies(node, proc):
+    """The NOTIFYs SIPp's -trace_msg recorded for one run, in order."""
+    name = os.path.join(node.tmp, "subscribe_%d_messages.log" % proc.pid)
+    with open(name) as f:
+        text = f.read()
+    return [m for m in text.split("-----------------------------------------------")
+            if "received" in m and "NOTIFY sip:" in m]
 
 
 def relation(node, user, contact, sub):
@@ -80,13 +92,19 @@ def test_sip_watcher_sees_xmpp_user():
         add_user(node, "bob")
         relation(node, "alice", "bob", "from")      # bob may see alice
         relation(node, "bob", "alice", "to")
-        w = start_sipp(node, "subscribe.xml", "alice",
-                       {"watcher": "bob", "first": "active", "expect": "in the office"})
+        w = start_sipp(node, "subscribe.xml", "alice", {"watcher": "bob"})
         time.sleep(1.0)
         a = s.login("alice", send_presence=False)
-        a.send_presence(pshow="away", pstatus="in the office")
+        a.send_presence(pshow="away", pstatus="in the office MARK")
         s.settle(0.5)
         finish(node, w, "watcher of alice")
+        seen = notifies(node, w)
+        assert "Subscription-State: active" in seen[0] and "<basic>closed</basic>" in seen[0], \
+            seen[0]
+        last = [n for n in seen if "in the office MARK" in n]
+        assert last and "<basic>open</basic>" in last[0] and "away" in last[0], seen
+        assert "Content-Type: application/pidf+xml" in last[0]
+        assert "terminated" in seen[-1], seen[-1]
         text = node.metrics()
         assert node.metric_sum("sip_notifies_total", text) >= 3, text
         assert node.metric_sum("sip_subscriptions", text) == 0
@@ -105,13 +123,19 @@ def test_pending_watcher_approved_over_xmpp():
         a = s.login("alice")
         a.send_presence(pstatus="reading")
         s.settle()
-        w = start_sipp(node, "subscribe.xml", "alice",
-                       {"watcher": "carol", "first": "pending", "expect": "reading"})
+        w = start_sipp(node, "subscribe.xml", "alice", {"watcher": "carol"})
         req = s.wait(a.subscriptions, match=lambda p: p["type"] == "subscribe")
         assert req["from"].bare == "carol@localhost", req
         a.send_presence(pto="carol@localhost", ptype="subscribed")
         s.settle(0.5)
+        a.send_presence(pstatus="reading MARK")
+        s.settle(0.5)
         finish(node, w, "pending watcher")
+        seen = notifies(node, w)
+        assert "Subscription-State: pending" in seen[0] and "pidf" not in seen[0], seen[0]
+        active = [n for n in seen if "Subscription-State: active" in n]
+        assert active and "<basic>open</basic>" in active[0], seen
+        assert any("reading MARK" in n for n in active), seen
     finally:
         s.close()
         node.stop()
@@ -200,6 +224,48 @@ def test_im_between_sip_and_xmpp():
         node.cleanup()
 
 
+def test_watcher_info():
+    node = sip_node()
+    s = Session(node)
+    try:
+        add_user(node, "alice")
+        add_user(node, "bob")
+        # alice watches who watches her (RFC 3857); only she may.
+        wi = start_sipp(node, "subscribe.xml", "alice",
+                        {"watcher": "alice", "event": "presence.winfo"})
+        time.sleep(1.0)
+        pending = start_sipp(node, "subscribe.xml", "alice", {"watcher": "bob"})
+        a = s.login("alice")
+        s.wait(a.subscriptions, match=lambda p: p["type"] == "subscribe")
+        a.send_presence(pto="bob@localhost", ptype="subscribed")
+        s.settle(0.5)
+        a.send_presence(pstatus="now MARK")      # ends bob's run, then alice's
+        s.settle(0.5)
+        finish(node, pending, "bob watching alice")
+        seen_bob = notifies(node, pending)
+        assert any("now MARK" in n for n in seen_bob), seen_bob
+        # The marker reaches the winfo run only through bob's entry: stop it by hand.
+        time.sleep(1.0)
+        wi.kill()
+        wi.wait()
+        seen = notifies(node, wi)
+        assert seen and "Event: presence.winfo" in seen[0], seen
+        assert "application/watcherinfo+xml" in seen[0]
+        assert "sip:bob@localhost" not in seen[0], seen[0]
+        with_bob = [n for n in seen if "sip:bob@localhost" in n]
+        assert with_bob and 'status="pending"' in with_bob[0], seen
+        assert any('status="active"' in n for n in with_bob), with_bob
+        # Nobody else may watch alice's watchers.
+        other = start_sipp(node, "subscribe.xml", "alice",
+                           {"watcher": "bob", "event": "presence.winfo"})
+        out, _ = other.communicate(timeout=60)
+        assert other.returncode != 0 and "403" in out, out[-800:]
+    finally:
+        s.close()
+        node.stop()
+        node.cleanup()
+
+
 if __name__ == "__main__":
     harness.raise_nofile()
     harness.run([
@@ -208,4 +274,5 @@ if __name__ == "__main__":
         test_pending_watcher_approved_over_xmpp,
         test_xmpp_watcher_sees_sip_publication,
         test_im_between_sip_and_xmpp,
+        test_watcher_info,
     ])
