@@ -410,6 +410,7 @@ static void *node_shard_main(void *arg)
 
     LOG_DEBUG("running on cpu %d: %s", ns->cpu, uring_shard_features(ns->u));
     uring_shard_attach(ns->u, ns->sh);
+    shard_run_start_hooks(ns->sh);
     atomic_store(&ns->state, NS_RUNNING);
     uring_shard_run(ns->u);
     atomic_store(&ns->state, NS_STOPPED);

@@ -14,6 +14,19 @@ static im_deliver_fn im_deliver_hook;
 static im_failed_fn im_failed_hook;
 static im_offer_fn im_offers[PRES_PROVIDERS];
 
+static pres_line_fn pres_line_hook;
+
+void pres_watch_lines(pres_line_fn fn)
+{
+    pres_line_hook = fn;
+}
+
+void pres_line_changed(shard_t *sh, str_t user, str_t uri)
+{
+    if (pres_line_hook)
+        pres_line_hook(sh, user, uri);
+}
+
 void im_register_delivery(im_deliver_fn deliver, im_failed_fn failed)
 {
     im_deliver_hook = deliver;

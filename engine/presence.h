@@ -48,6 +48,8 @@ typedef struct {
     int32_t priority;
     int64_t timestamp_ms;       /* last change, wall clock; INT64_MIN when unknown */
     str_t note;                 /* ptr NULL when none */
+    bool phone_line;            /* the line state from the presence gateway: it counts
+                                   only while the line is in use (pidf_compose) */
 } pres_source_t;
 
 typedef void (*pres_each_fn)(void *ctx, const pres_source_t *src);
@@ -92,6 +94,15 @@ typedef im_result_t (*im_deliver_fn)(shard_t *sh, const im_msg_t *msg);
 typedef im_result_t (*im_offer_fn)(shard_t *sh, const im_msg_t *msg);
 /* A message sent on (IM_SENT) could not be delivered; status is a SIP status. */
 typedef void (*im_failed_fn)(shard_t *sh, const im_msg_t *msg, unsigned status);
+
+/*
+ * Phone lines (the presence gateway): the call-control address of a user's
+ * line, set or removed by the operator; the protocol that watches lines
+ * starts or stops watching. uri empty: removed.
+ */
+typedef void (*pres_line_fn)(shard_t *sh, str_t user, str_t uri);
+void pres_watch_lines(pres_line_fn fn);                 /* main thread, before start */
+void pres_line_changed(shard_t *sh, str_t user, str_t uri);     /* home shard of user */
 
 /* Main thread, before the node starts. */
 void im_register_delivery(im_deliver_fn deliver, im_failed_fn failed);

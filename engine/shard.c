@@ -906,6 +906,29 @@ void shard_io_closed(conn_t *c)
 
 /* --- the turn --- */
 
+#define SHARD_START_HOOKS_MAX 8
+static void (*shard_start_hooks[SHARD_START_HOOKS_MAX])(shard_t *sh);
+
+void shard_on_start(void (*fn)(shard_t *sh))
+{
+    for (unsigned i = 0; i < SHARD_START_HOOKS_MAX; i++) {
+        if (shard_start_hooks[i] == fn)
+            return;
+        if (!shard_start_hooks[i]) {
+            shard_start_hooks[i] = fn;
+            return;
+        }
+    }
+    PANIC("too many shard start hooks");
+}
+
+void shard_run_start_hooks(shard_t *sh)
+{
+    shard_turn_start(sh);       /* the hooks read the shard's clock */
+    for (unsigned i = 0; i < SHARD_START_HOOKS_MAX && shard_start_hooks[i]; i++)
+        shard_start_hooks[i](sh);
+}
+
 void shard_turn_start(shard_t *sh)
 {
     sh->now_ms = clk_now_ms(&sh->cfg.clock);

@@ -153,6 +153,11 @@ void *shard_slot(const shard_t *sh, shard_slot_t slot);
 /* fini runs when the shard is destroyed, after its thread has ended. */
 void shard_set_slot(shard_t *sh, shard_slot_t slot, void *state, void (*fini)(void *state));
 
+/* Runs fn on every shard's thread as it starts, before its first turn (the
+ * protocols' work that comes from no connection: outbound subscriptions).
+ * Main thread, before the node starts. */
+void shard_on_start(void (*fn)(shard_t *sh));
+
 /* --- storage: one write batch per turn --- */
 
 /* The turn's write batch (NULL when the shard has no storage). Writes made

@@ -90,6 +90,7 @@ shard_t *shard_create(const shard_config_t *cfg);
 void shard_destroy(shard_t *sh);
 
 /* Shard thread. */
+void shard_run_start_hooks(shard_t *sh);   /* once, before the first turn */
 void shard_turn_start(shard_t *sh);
 unsigned shard_drain_mailbox(shard_t *sh, unsigned max);
 void shard_run_timers(shard_t *sh);

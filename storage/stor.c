@@ -20,6 +20,7 @@ static const char *const stor_cf_names[STOR_CF_COUNT] = {
     [STOR_CF_ROOMS] = "rooms",
     [STOR_CF_ARCHIVE] = "archive",
     [STOR_CF_VCARDS] = "vcards",
+    [STOR_CF_LINES] = "lines",
 };
 
 /* A name added to the enum without one here would open a CF called "(null)". */

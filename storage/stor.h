@@ -34,6 +34,7 @@ typedef enum {
     STOR_CF_ROOMS,      /* persistent rooms and their history */
     STOR_CF_ARCHIVE,    /* message archive */
     STOR_CF_VCARDS,     /* vCards (XEP-0054), as the user stored them */
+    STOR_CF_LINES,      /* phone lines the presence gateway watches, per user */
     STOR_CF_COUNT
 } stor_cf_t;
 

@@ -485,7 +485,7 @@ static void test_names(void)
 {
     static const char *const want[STOR_CF_COUNT] = {
         "meta", "accounts", "rosters", "privacy", "presence", "offline", "rooms", "archive",
-        "vcards",
+        "vcards", "lines",
     };
     for (int cf = 0; cf < STOR_CF_COUNT; cf++)
         CHECK_STR(stor_cf_name((stor_cf_t)cf), want[cf]);
@@ -629,7 +629,7 @@ static void test_rdb_column_families(void)
     rocksdb_options_set_create_missing_column_families(o, 1);
     const char *cf_names[] = {
         "default", "meta", "accounts", "rosters", "privacy", "presence", "offline", "rooms",
-        "archive", "vcards", "future",
+        "archive", "vcards", "lines", "future",
     };
     const rocksdb_options_t *cf_opts[ARRAY_LEN(cf_names)];
     rocksdb_column_family_handle_t *h[ARRAY_LEN(cf_names)];
