@@ -84,6 +84,7 @@ static const char *const cfg_log_levels[] = { "error", "warn", "info", "debug", 
 static const char *const cfg_sync_modes[] = { "batch", "none", NULL };
 static const char *const cfg_sip_auth_modes[] = { "digest", "off", NULL };
 static const char *const cfg_sip_digests[] = { "sha256+md5", "sha256", "md5", NULL };
+static const char *const cfg_gateway_events[] = { "dialog", "presence", NULL };
 
 /*
  * Every key, in the order cfg_format writes them (a section's keys are contiguous). The
@@ -162,6 +163,14 @@ static const cfg_key_t cfg_keys[] = {
     KEY_STR_OPT("sip", "trusted", sip_trusted, "", CFG_STR_PATH,
                 "addresses that may act for any user without a password (call control): "
                 "a comma-separated list of IPs"),
+    KEY_ADDR("gateway", "call_control", gw_call_control, "",
+             "call control for phone lines (presencectl line set): ip:port over UDP; empty: off"),
+    KEY_ENUM("gateway", "event", gw_event, "dialog", cfg_gateway_events,
+             "what to subscribe to for a line: dialog (RFC 4235) or presence (RFC 3856)"),
+    KEY_UINT("gateway", "expires_s", gw_expires_s, "3600", 60, 86400, 0,
+             "subscription time asked of the call control, s (refreshed at 80%); 60..86400"),
+    KEY_UINT("gateway", "retry_s", gw_retry_s, "30", 1, 3600, 0,
+             "first wait after a failed subscription, doubling to 20x, s; 1..3600"),
     KEY_ADDR("pws", "listen", pws_listen, "0.0.0.0:8082",
              "Presence Web Service (SOAP and REST) over HTTP; empty disables"),
     KEY_ADDR("pws", "tls_listen", pws_tls_listen, "0.0.0.0:8083",

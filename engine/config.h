@@ -104,6 +104,11 @@ typedef struct {
     char sip_auth[16];              /* "digest" | "off" */
     char sip_digest[16];            /* "sha256+md5" | "sha256" | "md5" */
     char sip_trusted[192];          /* comma-separated IPs; empty: none */
+    /* [gateway]: the presence gateway to the call control */
+    cfg_addr_t gw_call_control;     /* empty: off */
+    char gw_event[16];              /* "dialog" | "presence" */
+    unsigned gw_expires_s;          /* 3600 */
+    unsigned gw_retry_s;            /* 30 */
     cfg_addr_t pws_listen;          /* 0.0.0.0:8082 */
     cfg_addr_t pws_tls_listen;      /* 0.0.0.0:8083 */
     /* [tls]: empty = a self-signed pair generated in data_dir on first start */

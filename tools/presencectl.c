@@ -53,6 +53,7 @@ static void usage(void)
             "  user del JID | user list | user show JID\n"
             "  roster add JID CONTACT [--name N] [--group G]... "
             "[--subscription none|to|from|both]\n"
+            "  line set JID SIP-URI | line del JID | line show JID\n"
             "  import FILE [--jobs N] [--batch N]\n"
             "    FILE: JSON lines {\"jid\", \"password\", [\"salt\" (base64), "
             "\"iterations\"], \"roster\": [{\"jid\", \"name\", \"groups\", "
@@ -213,6 +214,25 @@ static int cmd_user(int argc, char **argv)
     if (!strcmp(argv[0], "del"))
         return ctl_simple("DELETE", path, NULL, 0, false);
     if (!strcmp(argv[0], "show"))
+        return ctl_simple("GET", path, NULL, 0, true);
+    usage();
+    return 2;
+}
+
+/* line set JID URI | line del JID | line show JID: the phone line the
+ * presence gateway watches for the user. */
+static int cmd_line(int argc, char **argv)
+{
+    char path[4096], enc[3200];
+    if (argc < 2)
+        usage();
+    pct(argv[1], enc, sizeof(enc));
+    snprintf(path, sizeof(path), "/api/v1/users/%s/line", enc);
+    if (!strcmp(argv[0], "set") && argc == 3)
+        return ctl_simple("PUT", path, argv[2], strlen(argv[2]), false);
+    if (!strcmp(argv[0], "del") && argc == 2)
+        return ctl_simple("DELETE", path, NULL, 0, false);
+    if (!strcmp(argv[0], "show") && argc == 2)
         return ctl_simple("GET", path, NULL, 0, true);
     usage();
     return 2;
@@ -383,6 +403,8 @@ int main(int argc, char **argv)
         return cmd_user(argc - i - 1, argv + i + 1);
     if (!strcmp(argv[i], "roster"))
         return cmd_roster(argc - i - 1, argv + i + 1);
+    if (!strcmp(argv[i], "line"))
+        return cmd_line(argc - i - 1, argv + i + 1);
     if (!strcmp(argv[i], "import"))
         return cmd_import(argc - i - 1, argv + i + 1);
     usage();

@@ -6,6 +6,8 @@
  *   PUT    /api/v1/users/{jid}                 body: the password; 201 new, 204 changed
  *   DELETE /api/v1/users/{jid}                 the account and its contact list; 204/404
  *   PUT    /api/v1/users/{jid}/roster/{jid}    body: JSON {"name", "groups", "subscription"}
+ *   GET, PUT, DELETE /api/v1/users/{jid}/line  body: the phone line's SIP URI (the presence
+ *                                               gateway watches it at the call control)
  *   POST   /api/v1/import                      body: JSON lines (see tools/presencectl.c)
  *
  * Writes go to each user's home shard (the only shard that writes a user's
@@ -25,6 +27,8 @@
 
 #include "engine/account.h"
 #include "engine/contact.h"
+#include "engine/presence.h"
+#include "protocols/sip/sip_msg.h"
 #include "protocols/xmpp/xmpp_account.h"
 #include "engine/log.h"
 #include "engine/node.h"
@@ -259,8 +263,13 @@ static void admin_writes_apply(void *ctx, const mbox_msg_t *msg)
                                 (str_t){ (const char *)val, vlen });
         } else if (kind == OP_PUT) {
             stor_batch_put(b, cf, key, klen, val, vlen);
+            if (cf == STOR_CF_LINES)
+                pres_line_changed(sh, (str_t){ (const char *)key, klen },
+                                  (str_t){ (const char *)val, vlen });
         } else if (kind == OP_DEL) {
             stor_batch_delete(b, cf, key, klen);
+            if (cf == STOR_CF_LINES)
+                pres_line_changed(sh, (str_t){ (const char *)key, klen }, (str_t){ "", 0 });
         } else {
             admin_del_ctx_t d = { b, cf };
             stor_scan_prefix(shard_storage(sh), cf, key, klen, admin_del_one, &d);
@@ -664,6 +673,43 @@ static int admin_import(conn_t *c, const http_request_t *req)
     return admin_job_run(c, req, job);
 }
 
+/* A user's phone line: the SIP URI the presence gateway subscribes to. */
+static int admin_line(conn_t *c, const http_request_t *req, str_t user)
+{
+    str_t m = req->method_name;
+    stor_t *st = shard_storage(conn_shard(c));
+    void *raw = NULL;
+    size_t len;
+    if (stor_get(st, STOR_CF_ACCOUNTS, user.ptr, user.len, &raw, &len) < 0)
+        return admin_text(c, req, 404, "no such user\n");
+    free(raw);
+    if (str_eq_cstr(m, "GET")) {
+        raw = NULL;
+        if (stor_get(st, STOR_CF_LINES, user.ptr, user.len, &raw, &len) < 0)
+            return admin_text(c, req, 404, "no line\n");
+        int rc = http_admin_respond(c, req, 200, "text/plain", raw, len);
+        free(raw);
+        return rc;
+    }
+    bool put = str_eq_cstr(m, "PUT");
+    if (!put && !str_eq_cstr(m, "DELETE"))
+        return admin_text(c, req, 405, "use GET, PUT or DELETE\n");
+    str_t uri = req->body;
+    while (uri.len && (uri.ptr[uri.len - 1] == '\n' || uri.ptr[uri.len - 1] == '\r'))
+        uri.len--;
+    sip_uri_t u;
+    if (put && (!uri.len || uri.len > 256 || sip_uri_parse(uri, &u) < 0 ||
+                (u.scheme != SIP_SCHEME_SIP && u.scheme != SIP_SCHEME_SIPS) || !u.host.len))
+        return admin_text(c, req, 400, "the body must be a sip: or sips: URI\n");
+    admin_job_t *job = admin_job_new(c, shard_count(conn_shard(c)));
+    admin_writes_t *w = admin_writes_for(job, admin_home(c, user));
+    if (put)
+        admin_op(w, OP_PUT, STOR_CF_LINES, user.ptr, user.len, uri.ptr, uri.len);
+    else
+        admin_op(w, OP_DEL, STOR_CF_LINES, user.ptr, user.len, NULL, 0);
+    return admin_job_run(c, req, job);
+}
+
 int http_admin_api(conn_t *c, const http_request_t *req)
 {
     str_t seg[5];
@@ -709,6 +755,8 @@ int http_admin_api(conn_t *c, const http_request_t *req)
             return admin_user_delete(c, req, xmpp_jid_bare(&user));
         return admin_text(c, req, 405, "use GET, PUT or DELETE\n");
     }
+    if (n == 3 && str_eq_cstr(seg[2], "line"))
+        return admin_line(c, req, xmpp_jid_bare(&user));
     if (n != 4 || !str_eq_cstr(seg[2], "roster"))
         return admin_text(c, req, 404, "not found\n");
     int lb = admin_pct_decode(seg[3], b, sizeof(b));
