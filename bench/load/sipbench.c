@@ -508,10 +508,10 @@ static void sb_timeout(sb_worker_t *w, uint32_t ref)
 {
     sb_req_t *rq = sb_req_of(w, ref);
     w->timeouts[rq->kind]++;
+    /* A publication keeps its entity tag: if the server took the lost request, the next
+     * modification gets 412 and starts afresh. */
     if (rq->kind == RQ_SUBSCRIBE && w->subs[ref].state == S_SUBSCRIBING)
         sb_set_state(w, ref, S_FAILED);
-    if (rq->kind == RQ_PUBLISH || rq->kind == RQ_UNPUBLISH)
-        w->pubs[ref & ~SB_REF_PUB].etag_len = 0;    /* its state is unknown now */
     sb_req_done(w, rq);
 }
 
@@ -761,19 +761,32 @@ static bool sb_parse_u64(const char **p, const char *end, uint64_t *out)
     return true;
 }
 
-/* The body's "sipbench STAGE NS" note, if any. */
+/*
+ * The body's "sipbench STAGE NS" notes: the newest is the publication this NOTIFY
+ * reports. A presentity whose modification was lost (412 after a timeout) published
+ * afresh, and the server keeps its older publication until it expires, so a body may
+ * hold the notes of both.
+ */
 static void sb_on_notify_body(sb_worker_t *w, const sip_msg_t *m, uint64_t now)
 {
-    const char *p = memmem(m->body.ptr, m->body.len, SB_NOTE_PREFIX, sizeof(SB_NOTE_PREFIX) - 1);
-    const char *end = m->body.ptr + m->body.len;
-    uint64_t stage, sent;
-    if (!p) {
-        sb_error(w, SB_ERR_BAD_STAMP, m->body.ptr, m->body.len);
-        return;
+    const char *p = m->body.ptr, *end = m->body.ptr + m->body.len;
+    uint64_t stage = 0, sent = 0;
+    bool found = false;
+    while ((p = memmem(p, (size_t)(end - p), SB_NOTE_PREFIX, sizeof(SB_NOTE_PREFIX) - 1))) {
+        uint64_t st, ns;
+        p += sizeof(SB_NOTE_PREFIX) - 1;
+        if (!sb_parse_u64(&p, end, &st) || p >= end || *p++ != ' ' ||
+            !sb_parse_u64(&p, end, &ns) || st > opt.n_rates || ns > now) {
+            found = false;
+            break;
+        }
+        if (!found || ns > sent) {
+            stage = st;
+            sent = ns;
+        }
+        found = true;
     }
-    p += sizeof(SB_NOTE_PREFIX) - 1;
-    if (!sb_parse_u64(&p, end, &stage) || p >= end || *p++ != ' ' ||
-        !sb_parse_u64(&p, end, &sent) || stage > opt.n_rates || sent > now) {
+    if (!found) {
         sb_error(w, SB_ERR_BAD_STAMP, m->body.ptr, m->body.len);
         return;
     }
