@@ -346,7 +346,7 @@ typedef struct {
     sb_stage_t stage[SB_STAGES_MAX];
     char first_error[200];
     /* progress, for the main thread (relaxed: counts only) */
-    _Atomic uint64_t p_done, p_notifies, p_expect;
+    _Atomic uint64_t p_done, p_datagrams, p_expect;
     _Atomic int p_phase;        /* the phase the worker has entered (release) */
 } sb_worker_t;
 
@@ -825,7 +825,6 @@ static void sb_on_notify(sb_worker_t *w, unsigned sock, const sip_msg_t *m, uint
         return;
     }
     w->notifies++;
-    atomic_store_explicit(&w->p_notifies, w->notifies, memory_order_relaxed);
     if (!s->to_tag_len)
         sb_copy_tag(w, m->from.tag, s->to_tag, &s->to_tag_len);
     const sip_hdr_t *h = sip_msg_get(m, SIP_HDR_SUBSCRIPTION_STATE);
@@ -891,8 +890,10 @@ static void sb_on_cqe(sb_worker_t *w, const struct io_uring_cqe *cqe, uint64_t n
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         bufring_taken(&w->br);
-        if (res > 0)
+        if (res > 0) {
             sb_on_datagram(w, idx, bufring_buf(&w->br, bid), (size_t)res, now);
+            atomic_fetch_add_explicit(&w->p_datagrams, 1, memory_order_relaxed);
+        }
         bufring_recycle(&w->br, bid);
     }
     if (cqe->flags & IORING_CQE_F_MORE)
@@ -1286,11 +1287,11 @@ static uint64_t sb_sum_done(void)
     return s;
 }
 
-static uint64_t sb_sum_notifies(void)
+static uint64_t sb_sum_datagrams(void)
 {
     uint64_t s = 0;
     for (unsigned t = 0; t < opt.threads; t++)
-        s += atomic_load_explicit(&g.workers[t].p_notifies, memory_order_relaxed);
+        s += atomic_load_explicit(&g.workers[t].p_datagrams, memory_order_relaxed);
     return s;
 }
 
@@ -1309,15 +1310,16 @@ static bool sb_wait_done(uint64_t owed)
     return true;
 }
 
-/* Waits until no NOTIFY arrived for opt.quiet_s (or the phase timeout); returns when
- * the last one came. */
+/* Waits until nothing arrived for opt.quiet_s (or the phase timeout): no NOTIFY, and no
+ * retransmission of one either, so that an overloaded stage's tail does not run into
+ * the next. Returns when the last datagram came. */
 static uint64_t sb_wait_quiet(void)
 {
     uint64_t deadline = clk_monotonic_ns() + (uint64_t)(opt.phase_timeout_s * 1e9);
-    uint64_t last = sb_sum_notifies(), last_t = clk_monotonic_ns();
+    uint64_t last = sb_sum_datagrams(), last_t = clk_monotonic_ns();
     for (;;) {
         sb_sleep_ms(20);
-        uint64_t now = clk_monotonic_ns(), v = sb_sum_notifies();
+        uint64_t now = clk_monotonic_ns(), v = sb_sum_datagrams();
         if (v != last) {
             last = v;
             last_t = now;
