@@ -635,7 +635,8 @@ int cfg_load_string(cfg_t *cfg, const char *text, size_t len, const char *name, 
         return -E2BIG;
     }
 
-    cfg_load_t ld = { .cfg = cfg, .pos = text, .end = text + len };
+    /* An empty text may be NULL: no pointer arithmetic on it. */
+    cfg_load_t ld = { .cfg = cfg, .pos = text, .end = text ? text + len : text };
     int rc = ini_parse_stream(load_read_line, &ld, load_on_key, &ld);
     if (rc < 0) {
         /* Only a heap-buffer inih fails this way; Debian's uses the stack. */

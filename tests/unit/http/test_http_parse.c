@@ -613,7 +613,8 @@ static void run_cuts(const http_limits_t *lim, const char *in, size_t len, const
                 break;
             }
             REQUIRE((size_t)r <= n);
-            d += r, n -= (size_t)r;
+            if (r)
+                d += r, n -= (size_t)r;     /* d may be NULL (feed(NULL, 0)) */
             if (!ready) {
                 REQUIRE(n == 0);
                 break;
