@@ -114,11 +114,21 @@ static int main_sip(node_t *node, const cfg_t *cfg, tls_ctx_t **tls, char *err, 
                                     ? SIP_DIGEST_ALG_BIT(SIP_DIGEST_SHA256) : 0) |
                                (strstr(cfg->sip_digest, "md5")
                                     ? SIP_DIGEST_ALG_BIT(SIP_DIGEST_MD5) : 0));
+    sc.udp_listener = -1;
+    if (cfg->gw_call_control.addr_len) {
+        memcpy(&sc.gw_call_control, &cfg->gw_call_control.addr, cfg->gw_call_control.addr_len);
+        sc.gw_call_control_len = cfg->gw_call_control.addr_len;
+    }
+    sc.gw_presence = !strcmp(cfg->gw_event, "presence");
+    sc.gw_expires_s = cfg->gw_expires_s;
+    sc.gw_retry_s = cfg->gw_retry_s;
     if (sip_trusted_parse(cfg->sip_trusted, &sc) < 0) {
         snprintf(err, err_len, "[sip] trusted: '%s' is not a list of at most %d IP addresses",
                  cfg->sip_trusted, SIP_TRUSTED_MAX);
         return -1;
     }
+    if (cfg->sip_listen.text[0])
+        sc.udp_listener = (int)node_listener_count(node) + 1;   /* after its TCP twin */
     sip_service_configure(&sc);
     if (cfg->sip_listen.text[0]) {
         int tcp = (int)node_listener_count(node);

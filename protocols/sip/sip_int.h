@@ -6,6 +6,7 @@
 #ifndef PRESENCED_SIP_INT_H
 #define PRESENCED_SIP_INT_H
 
+#include "engine/presence.h"
 #include "engine/shard.h"
 #include "protocols/sip/sip_msg.h"
 #include "protocols/sip/sip_service.h"
@@ -61,6 +62,7 @@ typedef struct sip_shard {
     unsigned n_pres_buckets;
     struct sip_ctxn **ctxns;    /* our requests (NOTIFY) waiting for a response */
     unsigned n_ctxn_buckets;
+    struct sip_line *lines;     /* phone lines the gateway watches for users homed here */
     uint64_t next_id;
     sip_msg_t msg;              /* the message being handled (6 KiB: not on the stack) */
 } sip_shard_t;
@@ -70,6 +72,7 @@ extern sip_service_config_t sip_cfg;
 typedef struct {
     metric_id_t requests, responses, retransmissions, bad, bindings;
     metric_id_t subscriptions, notifies, publications, notify_retransmissions;
+    metric_id_t gateway_lines;      /* + GW_STARTING, GW_ACTIVE, GW_WAITING */
 } sip_metric_ids_t;
 extern sip_metric_ids_t sip_mid;
 
@@ -99,6 +102,24 @@ uint64_t sip_subscribe(shard_t *sh, const sip_msg_t *m, const char *user, const 
                        buf_t *out);
 /* After the response to a SUBSCRIBE left: the NOTIFY it owes (RFC 6665 §4.2.1.2). */
 void sip_subscribe_done(shard_t *sh, const char *user, uint64_t sub_id);
+typedef enum { OUT_NOTIFY, OUT_MESSAGE, OUT_SUBSCRIBE } sip_out_kind_t;
+
+/* Sends a request composed on this (home) shard without its Via over the flow
+ * via names: that flow's shard adds the Via, keeps the client transaction and
+ * retransmits over UDP. ref: the NOTIFY's subscription, or the gateway line. */
+void sip_request_send(shard_t *sh, const sip_origin_t *via, sip_out_kind_t kind,
+                      const char *user, uint64_t ref, const buf_t *request);
+/* sip_gateway.c: the final response (NULL: none came) to a gateway SUBSCRIBE,
+ * on the shard that received it; passes what matters to the line's home. */
+void sip_gateway_answered(shard_t *sh, unsigned home, const char *user, uint64_t ref,
+                          const sip_msg_t *rsp);
+/* sip_gateway.c, home shard: a NOTIFY from the call control. */
+void sip_gateway_notify(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out);
+/* sip_gateway.c: the user's phone line as a source, if it says anything. */
+void sip_gateway_sources(shard_t *sh, const char *user, pres_each_fn each, void *ctx);
+void sip_gateway_register(void);
+void sip_gateway_fini(sip_shard_t *ss);
+
 /* sip_presence.c, on the shard that owns the flow: a response to one of our
  * requests; true when it was ours. */
 bool sip_client_response(shard_t *sh, const sip_msg_t *m);

@@ -145,6 +145,7 @@ static void sip_pres_list(shard_t *sh, str_t user, pres_each_fn each, void *ctx)
         return;
     memcpy(key, user.ptr, user.len);
     key[user.len] = 0;
+    sip_gateway_sources(sh, key, each, ctx);
     sip_pres_t *p = sip_pres_find(sip_of(sh), key, false);
     if (!p)
         return;
@@ -165,7 +166,6 @@ static void sip_pres_list(shard_t *sh, str_t user, pres_each_fn each, void *ctx)
 
 /* --- NOTIFY: composed here, sent by the flow's shard --- */
 
-enum { OUT_NOTIFY, OUT_MESSAGE };
 
 typedef struct {
     sip_origin_t origin;
@@ -254,6 +254,10 @@ static void sip_notify_failed(void *ctx, const mbox_msg_t *msg)
 
 static void sip_ctxn_fail(sip_ctxn_t *c, unsigned status)
 {
+    if (c->kind == OUT_SUBSCRIBE) {
+        sip_gateway_answered(c->sh, c->home, c->user, c->sub_id, NULL);     /* timed out */
+        return;
+    }
     sip_failure_t *f = calloc(1, sizeof(*f));
     if (!f)
         return;
@@ -300,8 +304,10 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     buf_init(&b);
     buf_append(&b, o->bytes, first);
     const char *tp = !o->origin.stream ? "UDP" : o->origin.tls ? "TLS" : "TCP";
-    buf_printf(&b, "Via: SIP/2.0/%s %s:%u;branch=z9hG4bK%s;rport\r\n", tp, sip_cfg.via_host,
-               o->origin.tls ? sip_cfg.tls_port : sip_cfg.port, tag);
+    /* The branch names this shard: a response that the kernel hands to
+     * another shard's socket finds its way back (sip_receive). */
+    buf_printf(&b, "Via: SIP/2.0/%s %s:%u;branch=z9hG4bK-%u-%s;rport\r\n", tp, sip_cfg.via_host,
+               o->origin.tls ? sip_cfg.tls_port : sip_cfg.port, shard_id(sh), tag);
     buf_append(&b, o->bytes + first, o->len - first);
     sip_ctxn_t *c = calloc(1, sizeof(*c) + b.len);
     if (!c)
@@ -315,7 +321,7 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     c->from = o->from;
     c->id = o->id;
     o->user = o->from = o->id = NULL;
-    snprintf(c->branch, sizeof(c->branch), "z9hG4bK%s", tag);
+    snprintf(c->branch, sizeof(c->branch), "z9hG4bK-%u-%s", shard_id(sh), tag);
     c->len = b.len;
     memcpy(c->bytes, b.data, b.len);
     c->interval_ms = SIP_T1_MS;
@@ -334,6 +340,27 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     free(o);
 }
 
+void sip_request_send(shard_t *sh, const sip_origin_t *via, sip_out_kind_t kind,
+                      const char *user, uint64_t ref, const buf_t *request)
+{
+    sip_out_t *o = malloc(sizeof(*o) + request->len);
+    if (!o)
+        PANIC("out of memory sending a request");
+    memset(o, 0, sizeof(*o));
+    o->origin = *via;
+    o->home = (uint16_t)shard_id(sh);
+    o->kind = (uint8_t)kind;
+    o->sub_id = ref;
+    o->user = strdup(user);
+    o->len = request->len;
+    memcpy(o->bytes, request->data, request->len);
+    mbox_msg_t m = { .ptr = o };
+    if (shard_call(sh, via->shard, sip_out_send, &m) < 0) {
+        free(o->user);
+        free(o);
+    }
+}
+
 bool sip_client_response(shard_t *sh, const sip_msg_t *m)
 {
     sip_shard_t *ss = sip_of(sh);
@@ -348,7 +375,9 @@ bool sip_client_response(shard_t *sh, const sip_msg_t *m)
             continue;
         if (m->status < 200)
             return true;        /* provisional: keep waiting (Timer F still runs) */
-        if (m->status >= 300)
+        if (c->kind == OUT_SUBSCRIBE)
+            sip_gateway_answered(sh, c->home, c->user, c->sub_id, m);
+        else if (m->status >= 300)
             sip_ctxn_fail(c, m->status);
         sip_ctxn_unlink(ss, c);
         return true;
@@ -372,6 +401,7 @@ static void sip_collect(void *ctx, const pres_source_t *s)
         .priority = s->priority,
         .timestamp_ms = s->timestamp_ms == INT64_MIN ? PIDF_TIME_NONE : s->timestamp_ms,
         .note = s->note,
+        .phone_line = s->phone_line,
     };
 }
 

@@ -99,6 +99,7 @@ int sip_service_configure(const sip_service_config_t *cfg)
                                             : (uint8_t)(SIP_DIGEST_ALG_BIT(SIP_DIGEST_SHA256) |
                                                         SIP_DIGEST_ALG_BIT(SIP_DIGEST_MD5));
     sip_presence_register();
+    sip_gateway_register();
     if (!cfg->metrics)
         return 0;
     for (unsigned i = 0; i < SIP_METHOD_COUNT; i++) {
@@ -129,6 +130,10 @@ int sip_service_configure(const sip_service_config_t *cfg)
     sip_mid.publications = metrics_register(m, "sip_publications",
                                             "SIP presence publications in force.",
                                             METRIC_GAUGE);
+    static const char *const gw_states[3] = { "subscribing", "active", "waiting" };
+    sip_mid.gateway_lines = metrics_register_labelled(
+        m, "sip_gateway_lines", "Phone lines the presence gateway watches, by subscription state.",
+        METRIC_GAUGE, "state", gw_states, 3);
     sip_mid.notify_retransmissions = metrics_register(
         m, "sip_request_retransmissions_total",
         "Our requests (NOTIFY) sent again over UDP for want of a response.", METRIC_COUNTER);
@@ -156,6 +161,7 @@ static void sip_shard_fini(void *p)
         }
     }
     sip_presence_fini(ss);
+    sip_gateway_fini(ss);
     free(ss->txns);
     free(ss->aors);
     free(ss->pres);
@@ -558,6 +564,8 @@ static void sip_job_run(void *ctx, const mbox_msg_t *msg)
             sip_register(sh, m, &j->origin, &j->response);
         else if (m->method == SIP_METHOD_MESSAGE)
             sip_message(sh, m, j->user, &j->response);
+        else if (m->method == SIP_METHOD_NOTIFY)
+            sip_gateway_notify(sh, m, j->user, &j->response);
         else if (m->method == SIP_METHOD_PUBLISH)
             sip_publish(sh, m, j->user, &j->response);
         else if (m->method == SIP_METHOD_SUBSCRIBE)
@@ -708,6 +716,54 @@ static bool sip_authorised(shard_t *sh, const sip_origin_t *o, const char *txn_k
     return false;
 }
 
+/* "z9hG4bK-<shard>-..." as our requests' branches are written. */
+static bool sip_branch_shard(str_t branch, unsigned *out)
+{
+    static const char magic[] = "z9hG4bK-";
+    size_t i = sizeof(magic) - 1;
+    if (branch.len <= i || memcmp(branch.ptr, magic, i))
+        return false;
+    unsigned v = 0;
+    size_t start = i;
+    while (i < branch.len && i - start < 5 && branch.ptr[i] >= '0' && branch.ptr[i] <= '9')
+        v = v * 10 + (unsigned)(branch.ptr[i++] - '0');
+    if (i == start || i >= branch.len || branch.ptr[i] != '-')
+        return false;
+    *out = v;
+    return true;
+}
+
+typedef struct {
+    uint8_t tp;
+    size_t len;
+    char bytes[];
+} sip_fwd_t;
+
+static void sip_forwarded_response(void *ctx, const mbox_msg_t *msg)
+{
+    shard_t *sh = ctx;
+    sip_fwd_t *f = msg->ptr;
+    sip_msg_t *m = &sip_of(sh)->msg;
+    if (sip_msg_parse(m, f->bytes, f->len, (sip_msg_transport_t)f->tp, NULL) > 0 &&
+        !m->is_request)
+        sip_client_response(sh, m);
+    free(f);
+}
+
+static void sip_forward_response(shard_t *sh, unsigned dst, const char *data, size_t len,
+                                 sip_msg_transport_t tp)
+{
+    sip_fwd_t *f = malloc(sizeof(*f) + len);
+    if (!f)
+        return;
+    f->tp = (uint8_t)tp;
+    f->len = len;
+    memcpy(f->bytes, data, len);
+    mbox_msg_t m = { .ptr = f };
+    if (shard_call(sh, dst, sip_forwarded_response, &m) < 0)
+        free(f);
+}
+
 static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, size_t len,
                         sip_msg_transport_t tp)
 {
@@ -722,7 +778,13 @@ static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, si
         return;
     }
     if (!m->is_request) {
-        sip_client_response(sh, m);     /* to a NOTIFY of ours, or stray */
+        /* To one of our requests: its branch names the shard that sent it. */
+        unsigned owner;
+        if (sip_branch_shard(m->via.branch, &owner) && owner != shard_id(sh) &&
+            owner < shard_count(sh))
+            sip_forward_response(sh, owner, data, len, tp);
+        else
+            sip_client_response(sh, m);
         return;
     }
     metric_inc(shard_metrics(sh), (metric_id_t)(sip_mid.requests + m->method));
@@ -743,17 +805,47 @@ static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, si
         }
         sip_txn_add(ss, key);
     }
+    /* RFC 3261 §8.2.2.3: an extension the request requires and we do not
+     * implement (none is, yet) ends it with 420 naming them. */
+    if (sip_msg_get(m, SIP_HDR_REQUIRE) && m->method != SIP_METHOD_CANCEL) {
+        buf_t h;
+        buf_init(&h);
+        sip_hdr_iter_t it;
+        str_t tag;
+        buf_append_str(&h, "Unsupported: ");
+        bool first = true;
+        for (sip_hdr_iter_init(&it, m, SIP_HDR_REQUIRE); sip_hdr_iter_next(&it, &tag) > 0;) {
+            if (!first)
+                buf_append_str(&h, ", ");
+            for (size_t i = 0; i < tag.len; i++)     /* option-tags are tokens */
+                if ((unsigned char)tag.ptr[i] > ' ' && tag.ptr[i] != ',' && tag.ptr[i] != 0x7f)
+                    buf_append(&h, &tag.ptr[i], 1);
+            first = false;
+        }
+        buf_append_str(&h, "\r\n");
+        buf_append(&h, "", 1);
+        if (!first)
+            sip_reply_now(sh, o, key, m, 420, NULL, (const char *)h.data);
+        buf_fini(&h);
+        if (!first) {
+            buf_fini(&kb);
+            return;
+        }
+    }
     switch (m->method) {
     case SIP_METHOD_OPTIONS:
         /* RFC 3261 §11.2: what this server does. */
         sip_reply_now(sh, o, key, m, 200, NULL,
-                      "Allow: " SIP_ALLOWED_HERE "\r\nAccept: application/sdp\r\n"
-                      "Supported: path\r\n");
+                      "Allow: " SIP_ALLOWED_HERE "\r\n"
+                      "Allow-Events: presence, presence.winfo\r\n"
+                      "Accept: application/pidf+xml, application/watcherinfo+xml, "
+                      "text/plain\r\n");
         break;
     case SIP_METHOD_REGISTER:
     case SIP_METHOD_PUBLISH:
     case SIP_METHOD_SUBSCRIBE:
-    case SIP_METHOD_MESSAGE: {
+    case SIP_METHOD_MESSAGE:
+    case SIP_METHOD_NOTIFY: {
         /* The registrar's AOR is in To; a presentity is the Request-URI
          * (our Contact carries it for requests inside a dialog). */
         char aor[600];
@@ -762,7 +854,8 @@ static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, si
             sip_reply_now(sh, o, key, m, 404, "Not Found (no such user here)", NULL);
             break;
         }
-        if (!sip_authorised(sh, o, key, m, aor))
+        /* A NOTIFY is only taken inside one of the gateway's dialogs. */
+        if (m->method != SIP_METHOD_NOTIFY && !sip_authorised(sh, o, key, m, aor))
             break;
         sip_to_home(sh, o, key, aor, m->data, m->len, tp);
         break;

@@ -32,6 +32,12 @@ typedef struct sip_service_config {
     const char *via_host;       /* how peers reach this node: our Via and Contact host */
     unsigned port, tls_port;    /* and ports */
     bool auth;                  /* digest authentication of REGISTER, SUBSCRIBE, PUBLISH */
+    int udp_listener;           /* the node's SIP datagram listener, -1: none */
+    /* The presence gateway: call control to subscribe to for phone lines. */
+    struct sockaddr_storage gw_call_control;
+    socklen_t gw_call_control_len;  /* 0: no gateway */
+    bool gw_presence;               /* event presence instead of dialog */
+    unsigned gw_expires_s, gw_retry_s;
     uint8_t digest_algs;        /* SIP_DIGEST_ALG_BIT of the algorithms offered */
     /* Peers that act for any user without a password (a call-control trunk). */
     struct sockaddr_storage trusted[SIP_TRUSTED_MAX];

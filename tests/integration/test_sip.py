@@ -142,6 +142,9 @@ def test_bad_and_unsupported_requests():
                                                     branch="z9hG4bKb4"))) == 505
         assert status_of(udp_exchange(port, request("OPTIONS", uri="http://localhost/",
                                                     branch="z9hG4bKb5"))) == 416
+        ans = udp_exchange(port, request("OPTIONS", extra="Require: 100rel, foo\r\n",
+                                         branch="z9hG4bKb9"))
+        assert status_of(ans) == 420 and re.search(r"^Unsupported: 100rel, foo\r$", ans, re.M), ans
         no_via = request("OPTIONS", branch="z9hG4bKb6").replace(
             "Via: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKb6;rport\r\n", "")
         assert udp_exchange(port, no_via, expect=False) is None     # nowhere to answer

@@ -266,6 +266,164 @@ def test_watcher_info():
         node.cleanup()
 
 
+def test_presence_gateway_phone_line():
+    cc_port = harness.free_port()
+    port = harness.free_port()
+    node = Node(config="[sip]\nlisten = 127.0.0.1:%d\nauth = off\n[gateway]\n"
+                       "call_control = 127.0.0.1:%d\nretry_s = 1\n" % (port, cc_port)).wait_ready()
+    node.sip_port = port
+    s = Session(node)
+    try:
+        add_user(node, "alice")
+        add_user(node, "bob")
+        relation(node, "alice", "bob", "both")
+        relation(node, "bob", "alice", "both")
+        b = s.login("bob")
+        a = s.login("alice")
+        s.wait(b.presences, match=lambda p: p["from"].bare == "alice@localhost")
+        def call_control(scenario):
+            return subprocess.Popen(
+                ["sipp", "-sf", os.path.join(SCENARIOS, scenario), "-i", "127.0.0.1",
+                 "-p", str(cc_port), "-m", "1", "-t", "u1", "-d", "2000", "-nostdin",
+                 "-timeout", "40", "-timeout_error", "-trace_err",
+                 "-error_file", os.path.join(node.tmp, "cc.err")],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                stdin=subprocess.DEVNULL, cwd=node.tmp)
+        # The call control refuses at first: the gateway tries again (retry_s).
+        cc = call_control("callcontrol_refuse.xml")
+        time.sleep(0.5)
+        ctl(node, "line", "set", "alice@localhost", "sip:1000@127.0.0.1:%d" % cc_port)
+        assert "sip:1000@" in ctl(node, "line", "show", "alice@localhost")
+        out, _ = cc.communicate(timeout=30)
+        assert cc.returncode == 0, out[-1500:]
+        cc = call_control("callcontrol.xml")
+        busy = s.wait(b.presences, match=lambda p: p["from"].bare == "alice@localhost"
+                      and p["status"] == "On the phone", timeout=15)
+        assert busy["show"] == "dnd" and busy["from"].resource == "sip-line", busy
+        assert node.metric_sum("sip_gateway_lines", label_filter='state="active"') == 1
+        idle = s.wait(b.presences, match=lambda p: str(p["from"]) == "alice@localhost/sip-line"
+                      and p["type"] == "unavailable", timeout=15)
+        assert idle is not None
+        # Removing the line ends the subscription at the call control.
+        ctl(node, "line", "del", "alice@localhost")
+        out, _ = cc.communicate(timeout=60)
+        assert cc.returncode == 0, out[-1500:]
+        assert node.metric_sum("sip_gateway_lines") == 0
+    finally:
+        s.close()
+        node.stop()
+        node.cleanup()
+
+
+class Watcher:
+    """A SIP watcher on a UDP socket that answers every NOTIFY with 200."""
+
+    def __init__(self, node, user="bob"):
+        self.node, self.user = node, user
+        self.sock = __import__("socket").socket(__import__("socket").AF_INET,
+                                                __import__("socket").SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.notifies = []
+
+    def send(self, text):
+        self.sock.sendto(text.encode(), ("127.0.0.1", self.node.sip_port))
+
+    def subscribe(self, target, expires, cseq, to_tag="", call_id="w1@127.0.0.1"):
+        self.send("SUBSCRIBE sip:%s@localhost SIP/2.0\r\n"
+                  "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKs%d%d;rport\r\n"
+                  "Max-Forwards: 70\r\nFrom: <sip:%s@localhost>;tag=wt\r\n"
+                  "To: <sip:%s@localhost>%s\r\nCall-ID: %s\r\nCSeq: %d SUBSCRIBE\r\n"
+                  "Contact: <sip:%s@127.0.0.1:%d>\r\nEvent: presence\r\nExpires: %d\r\n"
+                  "Content-Length: 0\r\n\r\n"
+                  % (target, self.port, cseq, expires, self.user, target,
+                     ";tag=" + to_tag if to_tag else "", call_id, cseq, self.user, self.port,
+                     expires))
+
+    def read(self, timeout=5):
+        """The next response (NOTIFYs met on the way are answered and kept)."""
+        import re as _re
+        import socket as _s
+        deadline = time.time() + timeout
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536).decode(errors="replace")
+            except _s.timeout:
+                return None
+            if data.startswith("NOTIFY "):
+                self.notifies.append(data)
+                head = data.split("\r\n\r\n")[0].split("\r\n")
+                keep = [h for h in head[1:] if _re.match(r"(Via|From|To|Call-ID|CSeq):", h)]
+                self.send("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) +
+                          "\r\nContent-Length: 0\r\n\r\n")
+                continue
+            return data
+
+    def wait_notify(self, pred, timeout=8):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for n in self.notifies:
+                if pred(n):
+                    return n
+            self.read(timeout=0.3)
+        raise AssertionError("no such NOTIFY in %r" % self.notifies)
+
+
+def test_subscription_refresh_and_expiry():
+    node = sip_node(extra="auth = off\nmin_expires_s = 1\n")
+    try:
+        add_user(node, "alice")
+        add_user(node, "bob")
+        relation(node, "alice", "bob", "from")
+        w = Watcher(node)
+        w.subscribe("alice", 30, 1)
+        ok = w.read()
+        assert status_of(ok) == 200 and "Expires: 30" in ok, ok
+        tag = __import__("re").search(r"^To:.*;tag=([^;\r]+)", ok, __import__("re").M).group(1)
+        w.wait_notify(lambda n: "active;expires=" in n)
+        # Refresh inside the dialog, shorter (RFC 6665 §4.1.2.2).
+        w.subscribe("alice", 2, 2, to_tag=tag)
+        ok = w.read()
+        assert status_of(ok) == 200 and "Expires: 2" in ok, ok
+        w.wait_notify(lambda n: "CSeq: 2 NOTIFY" in n)
+        # An unknown dialog is 481.
+        w.subscribe("alice", 60, 3, to_tag="nosuchtag")
+        assert status_of(w.read()) == 481
+        # Left to expire: the last NOTIFY says why (RFC 6665 §4.2.2).
+        end = w.wait_notify(lambda n: "terminated" in n, timeout=8)
+        assert "reason=timeout" in end, end
+        assert node.metric_sum("sip_subscriptions") == 0
+    finally:
+        node.stop()
+        node.cleanup()
+
+
+def test_sip_over_tls():
+    import socket
+    import ssl
+    tls_port = harness.free_port()
+    node = sip_node(extra="auth = off\ntls_listen = 127.0.0.1:%d\n" % tls_port)
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", tls_port), timeout=5)) as t:
+            t.sendall(("OPTIONS sip:localhost SIP/2.0\r\n"
+                       "Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKtls1\r\n"
+                       "Max-Forwards: 70\r\nFrom: <sip:x@localhost>;tag=1\r\n"
+                       "To: <sip:localhost>\r\nCall-ID: tls1\r\nCSeq: 1 OPTIONS\r\n"
+                       "Content-Length: 0\r\n\r\n").encode())
+            ans = t.recv(65536).decode()
+        assert status_of(ans) == 200 and "Allow:" in ans, ans
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 if __name__ == "__main__":
     harness.raise_nofile()
     harness.run([
@@ -275,4 +433,7 @@ if __name__ == "__main__":
         test_xmpp_watcher_sees_sip_publication,
         test_im_between_sip_and_xmpp,
         test_watcher_info,
+        test_presence_gateway_phone_line,
+        test_subscription_refresh_and_expiry,
+        test_sip_over_tls,
     ])
