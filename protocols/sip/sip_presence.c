@@ -516,6 +516,28 @@ static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
 
 /* --- subscriptions --- */
 
+/* The Expires of a SUBSCRIBE or PUBLISH, negotiated: an hour when absent
+ * (RFC 3856 §6.4, RFC 3903 §4), 423 with Min-Expires below the floor, cut to
+ * the ceiling. -1 when out holds the refusal. */
+static int sip_expires_of(const sip_msg_t *m, uint32_t *expires, buf_t *out)
+{
+    *expires = SIP_PRESENCE_EXPIRES_DEFAULT;
+    int er = sip_msg_expires(m, SIP_HDR_EXPIRES, expires);
+    if (er < 0 && er != -ENOENT) {
+        sip_write(m, 400, "Bad Expires", NULL, out);
+        return -1;
+    }
+    if (*expires && *expires < sip_cfg.min_expires_s) {
+        char h[64];
+        snprintf(h, sizeof(h), "Min-Expires: %u\r\n", sip_cfg.min_expires_s);
+        sip_write(m, 423, NULL, h, out);
+        return -1;
+    }
+    if (*expires > sip_cfg.max_expires_s)
+        *expires = sip_cfg.max_expires_s;
+    return 0;
+}
+
 /* The watchers of p changed: its own winfo subscriptions hear of it. */
 static void sip_winfo_changed(shard_t *sh, sip_pres_t *p)
 {
@@ -613,20 +635,9 @@ uint64_t sip_subscribe(shard_t *sh, const sip_msg_t *m, const char *user, const 
         sip_write(m, 404, NULL, NULL, out);
         return 0;
     }
-    uint32_t expires = SIP_PRESENCE_EXPIRES_DEFAULT;
-    int er = sip_msg_expires(m, SIP_HDR_EXPIRES, &expires);
-    if (er < 0 && er != -ENOENT) {
-        sip_write(m, 400, "Bad Expires", NULL, out);
+    uint32_t expires;
+    if (sip_expires_of(m, &expires, out) < 0)
         return 0;
-    }
-    if (expires && expires < sip_cfg.min_expires_s) {
-        char h[64];
-        snprintf(h, sizeof(h), "Min-Expires: %u\r\n", sip_cfg.min_expires_s);
-        sip_write(m, 423, NULL, h, out);
-        return 0;
-    }
-    if (expires > sip_cfg.max_expires_s)
-        expires = sip_cfg.max_expires_s;
     sip_pres_t *p = sip_pres_find(ss, user, false);
     sip_sub_t *s = NULL;
     uint64_t now = shard_now_ms(sh);
@@ -809,20 +820,9 @@ void sip_publish(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out)
         sip_write(m, 404, NULL, NULL, out);
         return;
     }
-    uint32_t expires = SIP_PRESENCE_EXPIRES_DEFAULT;
-    int er = sip_msg_expires(m, SIP_HDR_EXPIRES, &expires);
-    if (er < 0 && er != -ENOENT) {
-        sip_write(m, 400, "Bad Expires", NULL, out);
+    uint32_t expires;
+    if (sip_expires_of(m, &expires, out) < 0)
         return;
-    }
-    if (expires && expires < sip_cfg.min_expires_s) {
-        char h[64];
-        snprintf(h, sizeof(h), "Min-Expires: %u\r\n", sip_cfg.min_expires_s);
-        sip_write(m, 423, NULL, h, out);
-        return;
-    }
-    if (expires > sip_cfg.max_expires_s)
-        expires = sip_cfg.max_expires_s;
     sip_pres_t *p = sip_pres_find(ss, user, false);
     const sip_hdr_t *match = sip_msg_get(m, SIP_HDR_SIP_IF_MATCH);
     sip_pub_t *pub = NULL;
