@@ -420,6 +420,26 @@ def test_test_authentication_mode():
         node.cleanup()
 
 
+def test_stream_error_conditions():
+    node = Node().wait_ready()
+    try:
+        add_user(node, "gus")
+        # RFC 6120 §7.7.2.2: the same resource again; the old stream is told.
+        first = Raw(node.xmpps_port).login("gus", "pw-gus", resource="desk")
+        second = Raw(node.xmpps_port).login("gus", "pw-gus", resource="desk")
+        first.read_until(r"<stream:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>")
+        # §4.9.3.1: text between stanzas.
+        second.send("this is not a stanza")
+        second.read_until(r"<bad-format")
+        # §4.9.3.23: the node stops; every stream hears why.
+        last = Raw(node.xmpps_port).login("gus", "pw-gus", resource="last")
+        assert node.stop()[0] == 0
+        last.read_until(r"<system-shutdown", timeout=10)
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 if __name__ == "__main__":
     harness.raise_nofile()
     harness.run([
@@ -433,4 +453,5 @@ if __name__ == "__main__":
         test_stanza_size_bound,
         test_in_band_registration,
         test_test_authentication_mode,
+        test_stream_error_conditions,
     ])
