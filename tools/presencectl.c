@@ -1,5 +1,6 @@
 /*
- * presencectl - manages a running presenced through its admin endpoint.
+ * presencectl - manages a running presenced through its admin endpoint, and
+ * sizes a deployment without one.
  *
  *   presencectl [--admin HOST:PORT] user add JID        password read from stdin
  *   presencectl [--admin HOST:PORT] user passwd JID     password read from stdin
@@ -8,7 +9,9 @@
  *   presencectl [--admin HOST:PORT] user show JID       the account and its home shard
  *   presencectl [--admin HOST:PORT] roster add JID CONTACT [--name N] [--group G]...
  *                                   [--subscription none|to|from|both]
+ *   presencectl [--admin HOST:PORT] line set JID SIP-URI | line del JID | line show JID
  *   presencectl [--admin HOST:PORT] import FILE [--jobs N] [--batch N]
+ *   presencectl sizing --users N [--devices D] [--contacts K] [--tls]
  *
  * The admin address defaults to $PRESENCED_ADMIN or 127.0.0.1:8084. An
  * answered request is durable on the node. Exit status: 0 done, 1 refused or
@@ -25,13 +28,21 @@
  * and 4096 iterations. Accounts that share a password and a salt are derived
  * once per shard (load tests provision thousands that way); never share a salt
  * between real users' accounts.
+ *
+ * sizing maps users (D devices each, K contacts, default 1 and 50) to the fewest
+ * nodes of the reference machine and, per node, the smallest preset of
+ * tools/profiles/ that holds its share in memory, and prints the table with the
+ * model's assumptions (cmd_sizing; its constants say where each figure comes
+ * from). It reads nothing and contacts nothing: exit 0, or 2 for bad input.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +68,9 @@ static void usage(void)
             "  import FILE [--jobs N] [--batch N]\n"
             "    FILE: JSON lines {\"jid\", \"password\", [\"salt\" (base64), "
             "\"iterations\"], \"roster\": [{\"jid\", \"name\", \"groups\", "
-            "\"subscription\"}]}\n");
+            "\"subscription\"}]}\n"
+            "  sizing --users N [--devices D] [--contacts K] [--tls]\n"
+            "    nodes and the tools/profiles/ preset per node; needs no server\n");
     exit(2);
 }
 
@@ -381,6 +394,258 @@ static int cmd_import(int argc, char **argv)
     return im.failed ? 1 : 0;
 }
 
+/* --- sizing: nodes and a profile per node for a user count, without a server --- */
+
+/*
+ * The sizing model, in one place. Each figure says where it comes from:
+ *   measured  bench/RESULTS.md, on its reference machine (2 cores, 24 GiB, Debian 12
+ *             container, RLIMIT_NOFILE hard limit 20000);
+ *   bound     a limit the code enforces;
+ *   target    DESIGN.md §7;
+ *   estimate  derived from the code, for what RESULTS.md has no figure for. The XMPP
+ *             estimates give way to the per-user figure bench/xmpp_load.sh reports
+ *             ("server RSS per connected user") once RESULTS.md records one.
+ * A node fits when its steady memory, the kernel's sockets and the OS reserve take at most
+ * half of its RAM. The other half is for what a steady estimate leaves out: output queues
+ * of slow readers, mailbox backlogs, login storms (a SCRAM exchange and a ~20 KiB parser
+ * context per stanza in flight), allocator fragmentation, and the estimates' own error.
+ */
+#define SZ_KIB 1024ull
+#define SZ_MIB (1024ull * 1024)
+/* Reference node (RESULTS.md header; DESIGN.md §7). */
+#define SZ_NODE_CORES 2u
+#define SZ_NODE_RAM_BYTES (24ull << 30)
+#define SZ_NODE_BUDGET_BYTES (SZ_NODE_RAM_BYTES / 2)
+/* Measured: process RSS with no connections, 17.4 MiB with 2 shards and 20.5 MiB with 7
+ * (RESULTS.md, "Memory per idle connection", RSS before): 0.62 MiB per further shard. */
+#define SZ_BASE_BYTES (174 * SZ_MIB / 10)
+#define SZ_SHARD_BYTES ((205 - 174) * SZ_MIB / 10 / 5)
+/* Measured: an idle connection's record, table slot and timer, 198 B at 10,000 and 183 B
+ * at 100,000 (same section); the larger is used. */
+#define SZ_CONN_BYTES 198ull
+/* Bound: RocksDB memtables 64 MiB plus block cache 64 MiB (storage/stor_rocksdb.c). */
+#define SZ_STORAGE_BYTES (128 * SZ_MIB)
+/* Bound: a mailbox slot is 32 B and there is one ring per ordered pair of endpoints, the
+ * shards and the main thread (engine/mbox.c). */
+#define SZ_MBOX_SLOT_BYTES 32ull
+/* Estimate: once a connection has written it keeps its last output chunk, reused when it
+ * empties (engine/shard.c, CONN_CHUNK_BYTES); the pages a login's roster and presence
+ * burst touch stay resident, up to the chunk's 16 KiB. */
+#define SZ_OUT_CHUNK_BYTES (16 * SZ_KIB)
+/* Estimate: an XMPP session: c2s_t 248 B and struct xmpp_sess 216 B (x86-64), its full
+ * JID, resource and last broadcast presence, in jemalloc size classes. */
+#define SZ_SESSION_BYTES 1024ull
+/* Estimate: a user with a session: struct sm_user 72 B, its bare JID, a hash bucket. */
+#define SZ_USER_BYTES 128ull
+/* Estimate: a contact of an online user: struct sm_contact 40 B in a doubling array
+ * (~60 B), its JID (32), a name (16) and one group (8 + 16). */
+#define SZ_CONTACT_BYTES 144ull
+/* Estimate: TLS: BoringSSL after a TLS 1.3 handshake (SSL, session, two AES-GCM contexts,
+ * two memory BIOs) ~5 KiB; a memory BIO never shrinks, so the write side keeps the largest
+ * output of one turn, ~10 KiB after a login with 50 contacts. */
+#define SZ_TLS_BYTES (15 * SZ_KIB)
+/* Estimate: kernel memory per idle TCP socket: slab objects TCP 2368 B, sock_inode_cache
+ * 832, filp 192, dentry 192 (/proc/slabinfo, reference kernel), rounded up. RESULTS.md's
+ * figures leave kernel socket memory out. */
+#define SZ_KERNEL_CONN_BYTES (4 * SZ_KIB)
+/* Estimate: room for the OS and for RocksDB's files in the page cache. */
+#define SZ_OS_RESERVE_BYTES (1ull << 30)
+/* Defaults: one device per user (the OVA sizes count clients); a roster of 50 (DESIGN.md
+ * §7). Input bounds: more than 64 devices or 100,000 contacts per user is a data error,
+ * and 10^9 users keeps every product below 2^64. */
+#define SZ_DEVICES_DEFAULT 1u
+#define SZ_DEVICES_MAX 64u
+#define SZ_CONTACTS_DEFAULT 50u
+#define SZ_CONTACTS_MAX 100000u
+#define SZ_USERS_MAX 1000000000ull
+
+/*
+ * The presets in tools/profiles/, rated in connections (users x devices); the values are
+ * the files' and tests/integration/test_sizing.py checks that they agree. Rules: shards =
+ * the reference's 2 cores, or more when 1.3 x connections (SO_REUSEPORT and the user hash
+ * spread unevenly) would pass 19,500 on a shard (RLIMIT_NOFILE 20000 caps each shard's
+ * ring, less room for the node's own descriptors); max_connections_per_shard = 1.3 x
+ * connections / shards; one receive buffer per 16 connections of a shard, at least 256;
+ * output queues at the default while all of them full take at most a third of the RAM,
+ * else 128 KiB, the smallest power of two holding two of the largest stanzas and the admin
+ * endpoint's /metrics answer (85 KB with 17 shards; it shares the bound); largest profile
+ * = DESIGN.md §7's 250,000 users per node.
+ */
+typedef struct {
+    const char *file;
+    uint32_t connections;
+    uint32_t shards;
+    bool pin_shards;
+    uint32_t max_connections_per_shard;
+    uint32_t recv_buffers_per_shard;
+    uint32_t recv_buffer_bytes;
+    uint32_t output_queue_max_bytes;
+    uint32_t ring_slots;
+    uint32_t max_stanza_bytes;
+} sz_profile_t;
+
+static const sz_profile_t sz_profiles[] = {
+    { "1k.conf", 1000, 2, true, 650, 256, 4096, 262144, 4096, 65536 },
+    { "5k.conf", 5000, 2, true, 3250, 256, 4096, 262144, 4096, 65536 },
+    { "15k.conf", 15000, 2, true, 9750, 512, 4096, 262144, 4096, 65536 },
+    { "25k.conf", 25000, 2, true, 16250, 1024, 4096, 262144, 4096, 65536 },
+    { "100k.conf", 100000, 7, false, 18572, 1024, 4096, 131072, 4096, 65536 },
+    { "250k.conf", 250000, 17, false, 19118, 1024, 4096, 131072, 2048, 65536 },
+};
+#define SZ_PROFILES (sizeof(sz_profiles) / sizeof(sz_profiles[0]))
+
+typedef struct {
+    uint64_t steady;            /* presenced's own memory, connections idle */
+    uint64_t node;              /* + kernel sockets and the OS: what must fit the budget */
+    uint64_t queues_full;       /* node + every output queue at its bound */
+} sz_mem_t;
+
+static sz_mem_t sz_node_memory(const sz_profile_t *p, uint64_t users, uint64_t conns,
+                               uint64_t contacts, bool tls)
+{
+    uint64_t endpoints = p->shards + 1ull;
+    /* The baseline was measured with 2 shards; fewer are counted as 2. */
+    uint64_t extra_shards = p->shards > SZ_NODE_CORES ? p->shards - SZ_NODE_CORES : 0;
+    uint64_t fixed = SZ_BASE_BYTES + extra_shards * SZ_SHARD_BYTES + SZ_STORAGE_BYTES +
+                     (uint64_t)p->shards * p->recv_buffers_per_shard * p->recv_buffer_bytes +
+                     endpoints * endpoints * p->ring_slots * SZ_MBOX_SLOT_BYTES;
+    uint64_t per_conn = SZ_CONN_BYTES + SZ_OUT_CHUNK_BYTES + SZ_SESSION_BYTES +
+                        (tls ? SZ_TLS_BYTES : 0);
+    uint64_t per_user = SZ_USER_BYTES + contacts * SZ_CONTACT_BYTES;
+    sz_mem_t m;
+    m.steady = fixed + conns * per_conn + users * per_user;
+    m.node = m.steady + conns * SZ_KERNEL_CONN_BYTES + SZ_OS_RESERVE_BYTES;
+    m.queues_full = m.node + conns * (p->output_queue_max_bytes - SZ_OUT_CHUNK_BYTES);
+    return m;
+}
+
+static uint64_t sz_mib(uint64_t bytes)
+{
+    return (bytes + SZ_MIB - 1) / SZ_MIB;
+}
+
+static void sz_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void sz_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "presencectl: sizing: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: presencectl sizing --users N [--devices D] [--contacts K] "
+                    "[--tls]\n");
+    exit(2);
+}
+
+/* A plain decimal number in [min, max]: no sign, no spaces, nothing after it. */
+static uint64_t sz_number(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+    if (!s)
+        sz_usage_error("%s needs a value", opt);
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*s < '0' || *s > '9' || *end || errno || v < min || v > max)
+        sz_usage_error("%s takes a whole number from %llu to %llu, not '%s'", opt,
+                       (unsigned long long)min, (unsigned long long)max, s);
+    return v;
+}
+
+static void sz_print(uint64_t users, uint64_t devices, uint64_t contacts, bool tls,
+                     const sz_profile_t *p, uint64_t nodes, uint64_t per_node,
+                     const sz_mem_t *mem)
+{
+    typedef unsigned long long ull;
+    printf("%llu users, %llu device%s each: %llu connections; %llu contacts each; TLS %s\n\n",
+           (ull)users, (ull)devices, devices == 1 ? "" : "s", (ull)(users * devices),
+           (ull)contacts, tls ? "on" : "off");
+    printf("%-10s %6s %11s %17s %12s\n", "profile", "nodes", "users/node", "connections/node",
+           "memory/node");
+    printf("%-10s %6llu %11llu %17llu %8llu MiB\n\n", p->file, (ull)nodes, (ull)per_node,
+           (ull)(per_node * devices), (ull)sz_mib(mem->steady));
+    printf("per node: %llu MiB presenced (estimated); %llu MiB with kernel sockets and the OS,\n"
+           "  of a budget of %llu MiB (half of %llu); %llu MiB if every output queue filled%s\n",
+           (ull)sz_mib(mem->steady), (ull)sz_mib(mem->node), (ull)sz_mib(SZ_NODE_BUDGET_BYTES),
+           (ull)sz_mib(SZ_NODE_RAM_BYTES), (ull)sz_mib(mem->queues_full),
+           mem->queues_full > SZ_NODE_RAM_BYTES ? "\n  (more than the RAM: slow readers must "
+                                                  "stay a minority)" : "");
+    printf("profile tools/profiles/%s: shards %u, pin_shards %s, max_connections_per_shard %u,\n"
+           "  recv_buffers_per_shard %u, recv_buffer_bytes %u, output_queue_max_bytes %u,\n"
+           "  ring_slots %u, max_stanza_bytes %u\n\n",
+           p->file, p->shards, p->pin_shards ? "true" : "false", p->max_connections_per_shard,
+           p->recv_buffers_per_shard, p->recv_buffer_bytes, p->output_queue_max_bytes,
+           p->ring_slots, p->max_stanza_bytes);
+    printf("assumptions (reference node: %u cores, %llu GiB, Debian 12, RLIMIT_NOFILE 20000):\n"
+           "  measured  %llu B per idle connection; 17.4 MiB process with 2 shards, +%llu KiB\n"
+           "            per further shard (bench/RESULTS.md, Memory per idle connection)\n"
+           "  bound     %llu MiB RocksDB memtables and block cache; receive buffers and mailbox\n"
+           "            rings in full\n"
+           "  estimate  %llu B output chunk kept per connection, %llu B per XMPP session,\n"
+           "            %llu B per online user, %llu B per contact (from the code's "
+           "structures)\n",
+           SZ_NODE_CORES, (ull)(SZ_NODE_RAM_BYTES >> 30), SZ_CONN_BYTES,
+           (ull)(SZ_SHARD_BYTES / SZ_KIB), (ull)(SZ_STORAGE_BYTES / SZ_MIB), SZ_OUT_CHUNK_BYTES,
+           SZ_SESSION_BYTES, SZ_USER_BYTES, SZ_CONTACT_BYTES);
+    if (tls)
+        printf("  estimate  %llu B of TLS state per connection\n", SZ_TLS_BYTES);
+    printf("  estimate  %llu B kernel memory per socket, %llu MiB for the OS\n"
+           "  target    at most %u connections per node (DESIGN.md §7)\n"
+           "  not modelled: CPU (profiles are sized by memory and descriptors); redundancy\n"
+           "            (a presence redundancy group doubles the nodes)\n",
+           SZ_KERNEL_CONN_BYTES, (ull)(SZ_OS_RESERVE_BYTES / SZ_MIB),
+           sz_profiles[SZ_PROFILES - 1].connections);
+}
+
+static int cmd_sizing(int argc, char **argv)
+{
+    uint64_t users = 0, devices = SZ_DEVICES_DEFAULT, contacts = SZ_CONTACTS_DEFAULT;
+    bool tls = false;
+    for (int i = 0; i < argc; i++) {
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--users")) {
+            users = sz_number("--users", val, 1, SZ_USERS_MAX);
+            i++;
+        } else if (!strcmp(argv[i], "--devices")) {
+            devices = sz_number("--devices", val, 1, SZ_DEVICES_MAX);
+            i++;
+        } else if (!strcmp(argv[i], "--contacts")) {
+            contacts = sz_number("--contacts", val, 0, SZ_CONTACTS_MAX);
+            i++;
+        } else if (!strcmp(argv[i], "--tls")) {
+            tls = true;
+        } else {
+            sz_usage_error("unknown argument '%s'", argv[i]);
+        }
+    }
+    if (users == 0)
+        sz_usage_error("--users is required");
+
+    /* The fewest nodes first, then the smallest profile that holds a node's share. A node
+     * count that holds a share also holds any smaller one, so nodes never fall as users
+     * grow; shares differ by at most one user. One user on a node always fits (at the
+     * input bounds it takes under 2 GiB), so the search ends. */
+    const sz_profile_t *largest = &sz_profiles[SZ_PROFILES - 1];
+    uint64_t nodes = (users * devices + largest->connections - 1) / largest->connections;
+    const sz_profile_t *p = NULL;
+    uint64_t per_node = 0;
+    sz_mem_t mem = { 0, 0, 0 };
+    for (;; nodes++) {
+        per_node = (users + nodes - 1) / nodes;
+        for (size_t k = 0; k < SZ_PROFILES && !p; k++) {
+            if (per_node * devices > sz_profiles[k].connections)
+                continue;
+            mem = sz_node_memory(&sz_profiles[k], per_node, per_node * devices, contacts, tls);
+            if (mem.node <= SZ_NODE_BUDGET_BYTES)
+                p = &sz_profiles[k];
+        }
+        if (p)
+            break;
+    }
+    sz_print(users, devices, contacts, tls, p, nodes, per_node, &mem);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *env = getenv("PRESENCED_ADMIN");
@@ -390,6 +655,9 @@ int main(int argc, char **argv)
         admin = argv[i + 1];
         i += 2;
     }
+    /* Sizing never contacts a node, so a bad admin address is no reason to refuse it. */
+    if (i < argc && !strcmp(argv[i], "sizing"))
+        return cmd_sizing(argc - i - 1, argv + i + 1);
     if (admin) {
         const char *colon = strrchr(admin, ':');
         if (!colon || colon == admin || strlen(colon + 1) >= sizeof(admin_port))
