@@ -73,6 +73,13 @@ static const char *main_non_loopback(const cfg_t *cfg)
 /* SIP on UDP and TCP at [sip] listen (one port for both), TLS at tls_listen. */
 static int main_tls(const cfg_t *cfg, tls_ctx_t **out, char *err, size_t err_len);
 
+/* jemalloc reads this at start: freed pages go back to the kernel within a
+ * second, from a background thread, so the node's RSS follows what it holds
+ * rather than its peak (a login storm's parser contexts are transient). Other
+ * allocators ignore it. */
+extern const char *malloc_conf;
+const char *malloc_conf = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000";
+
 static int main_sip(node_t *node, const cfg_t *cfg, tls_ctx_t **tls, char *err, size_t err_len)
 {
     if (!cfg->sip_listen.text[0] && !cfg->sip_tls_listen.text[0])

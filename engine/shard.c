@@ -879,14 +879,14 @@ void shard_sent(conn_t *c, int res)
     ASSERT(k && (uint32_t)res <= k->len - k->off);
     k->off += (uint32_t)res;
     c->out_bytes -= (uint32_t)res;
-    if (k->off == k->len && (k->next || k->len == k->cap)) {
+    if (k->off == k->len) {
+        /* Sent: freed, not kept for the next write. An idle connection then
+         * holds no output memory at all (the allocator's thread cache makes
+         * the next chunk cheap for a busy one). */
         c->out_head = k->next;
         if (!c->out_head)
             c->out_tail = NULL;
         free(k);
-    } else if (k->off == k->len) {
-        /* The only chunk, and it has room: reuse it from the start. */
-        k->off = k->len = 0;
     }
     if (c->state == CONN_MOVING) {
         shard_move_continue(c);
