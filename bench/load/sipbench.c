@@ -110,7 +110,9 @@
  * so a FIFO per level is ordered by due time. */
 #define SB_TIMER_LEVELS 4
 /* NOTIFY CSeqs remembered per dialog (one bit each) to tell a retransmission from a
- * NOTIFY that arrives after a later one. */
+ * NOTIFY that arrives after a later one. A NOTIFY further behind is a retransmission:
+ * a server sends a dialog's NOTIFYs in order, and only its retransmissions (for up to
+ * 32 s) fall that far behind the dialog's newest. */
 #define SB_CSEQ_WINDOW 64
 /* A worker's sleep when nothing is scheduled: how late it notices a phase change.
  * Pacing sleeps are shorter (at least SB_TICK_NS). */
@@ -736,15 +738,13 @@ static bool sb_cseq_new(sb_worker_t *w, sb_sub_t *s, uint32_t cseq)
         return true;
     }
     uint32_t back = s->notify_cseq - cseq;
-    w->notify_late++;
     if (back >= SB_CSEQ_WINDOW)
-        return true;
-    uint64_t bit = 1ull << back;
-    if (s->notify_seen & bit) {
-        w->notify_late--;
         return false;
-    }
+    uint64_t bit = 1ull << back;
+    if (s->notify_seen & bit)
+        return false;
     s->notify_seen |= bit;
+    w->notify_late++;
     return true;
 }
 
