@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -308,6 +309,11 @@ static int node_listen(node_t *n, node_listener_t *l, unsigned backlog, char *er
         return -errno;
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* Output is coalesced per connection and sent once per loop turn, so
+     * Nagle only adds delay (up to the peer's delayed ACK, 40 ms) to the
+     * next turn's send. Accepted sockets inherit it from the listener. */
+    if (!l->dgram)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     /* One listening socket per shard on the same address: the kernel spreads
      * new connections across them. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
