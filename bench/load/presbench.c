@@ -1321,12 +1321,15 @@ static pb_phase_use_t pb_use(const char *name, pb_sample_t a, pb_sample_t b)
                          ? (b.server_cpu_s - a.server_cpu_s) / u.wall_s
                          : -1;
     u.gen_cores = u.wall_s > 0 ? (b.gen_cpu_s - a.gen_cpu_s) / u.wall_s : 0;
-    u.other_cores = a.machine_busy_s >= 0 && b.machine_busy_s >= 0 && u.wall_s > 0
-                        ? (b.machine_busy_s - a.machine_busy_s) / u.wall_s - u.gen_cores -
-                              (u.server_cores > 0 ? u.server_cores : 0)
-                        : -1;
-    if (u.other_cores < 0 && u.other_cores > -0.05)
-        u.other_cores = 0;      /* tick rounding */
+    u.other_cores = -1;
+    if (a.machine_busy_s >= 0 && b.machine_busy_s >= 0 && u.wall_s > 0) {
+        double o = (b.machine_busy_s - a.machine_busy_s) / u.wall_s - u.gen_cores -
+                   (u.server_cores > 0 ? u.server_cores : 0);
+        /* Approximate: /proc/stat and the processes' times are sampled on
+         * ticks and disagree by a few tenths of a core when the processes
+         * wake often (a worker wakes every millisecond), mostly at low load. */
+        u.other_cores = o > 0 ? o : 0;
+    }
     u.rss_end_kib = b.server_rss_kib;
     return u;
 }
