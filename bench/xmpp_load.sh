@@ -155,9 +155,11 @@ run_one() {
     start_node
     sleep 1     # let start-up allocations settle before the RSS baseline
     local rc=0
+    # --idle 3: the node's RSS per user is read again after 3 s without
+    # traffic, once the allocator has had time to return freed pages.
     timeout 900 "$build/bench/presbench" xmpp run --port "$xmpp_port" --users "$users" \
         --contacts "$contacts" --threads "$threads" --server-pid "$pid" --commit "$commit" \
-        --json "$work/$tag.json" "$@" 2>"$work/$tag.err" || rc=$?
+        --idle 3 --json "$work/$tag.json" "$@" 2>"$work/$tag.err" || rc=$?
     curl -s "http://127.0.0.1:$admin_port/metrics" > "$work/$tag.metrics" || true
     stop_node
     if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
@@ -202,6 +204,10 @@ print("  initial presence until quiet           median %.3f s, %d deliveries" % 
 print("  server RSS per connected user          median %.0f bytes (%s)" % (
     med([r["server"]["bytes_per_connected_user"] for r in runs]),
     ", ".join("%.0f" % r["server"]["bytes_per_connected_user"] for r in runs)))
+print("  ... after %.0f s idle                     median %.0f bytes (%s)" % (
+    runs[0]["server"]["idle_s"] if runs else 0,
+    med([r["server"]["bytes_per_idle_user"] for r in runs]),
+    ", ".join("%.0f" % r["server"]["bytes_per_idle_user"] for r in runs)))
 print("  cores during login                      server %.2f, generator %.2f, others %.2f" % (
     med([r["login"]["server_cores"] for r in runs]),
     med([r["login"]["generator_cores"] for r in runs]),
