@@ -6,7 +6,8 @@
 #
 #   bench/sip_compare.sh [-b BUILD_DIR] [-n PRESENTITIES] [-m WATCHERS] [-r RUNS]
 #                        [-s SWEEP] [-S KAMAILIO_SWEEP] [-d SECONDS] [-w WINDOW]
-#                        [-k KAMAILIO_CHILDREN] [-t THREADS] [-o SOCKETS] [-P] [-B]
+#                        [-k KAMAILIO_CHILDREN] [-t THREADS] [-o SOCKETS] [-i IDLE]
+#                        [-P] [-B]
 #
 # Installs what is missing (kamailio, kamailio-presence-modules; db_text ships
 # with kamailio), builds presenced, presencectl and sipbench in BUILD_DIR
@@ -30,6 +31,9 @@
 #         retransmits NOTIFYs and its latency grows to seconds);
 # pass 2: RUNS runs on each server at half its own peak: publish-to-notify
 #         latency at that load.
+# -i IDLE: the sweep runs also sample each server's memory IDLE seconds after
+# subscribing (past the 32 s a server keeps a SUBSCRIBE's transaction), for the
+# memory the subscriptions themselves hold.
 # Prints every run's line, then the medians side by side with the ratios
 # presenced/Kamailio. -P runs presenced alone (sizes Kamailio's memory
 # would not hold).
@@ -65,7 +69,8 @@ threads=1
 sockets=64
 presenced_only=0
 rcvbuf=0
-while getopts b:n:m:r:s:S:d:w:k:t:o:PB o; do
+idle=0
+while getopts b:n:m:r:s:S:d:w:k:t:o:i:PB o; do
     case $o in
         b) build=$OPTARG ;;
         n) pres=$OPTARG ;;
@@ -78,9 +83,10 @@ while getopts b:n:m:r:s:S:d:w:k:t:o:PB o; do
         k) children=$OPTARG ;;
         t) threads=$OPTARG ;;
         o) sockets=$OPTARG ;;
+        i) idle=$OPTARG ;;
         P) presenced_only=1 ;;
         B) rcvbuf=1 ;;
-        *) sed -n '2,48p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,56p' "$0" >&2; exit 2 ;;
     esac
 done
 
@@ -334,7 +340,7 @@ for i in $(seq "$runs"); do
     for s in "${servers[@]}"; do
         rates=$sweep
         [ "$s" = kamailio ] && rates=$ksweep
-        run_one "$s" "sweep$i" --rates "$rates" --duration "$duration"
+        run_one "$s" "sweep$i" --rates "$rates" --duration "$duration" --idle "$idle"
     done
 done
 
@@ -391,6 +397,9 @@ row("SUBSCRIBE to 2xx p99, ms", lambda r: r["subscribe"]["latency_us"]["p99"] / 
     "%.1f", "low")
 row("server memory per subscription, bytes",
     lambda r: r["server"]["bytes_per_subscription"], "sweep", "%.0f", "low")
+if any(r["server"].get("idle_s", 0) > 0 for s in servers for r in runs(s, "sweep")):
+    row("... after %.0f s idle" % runs(servers[0], "sweep")[0]["server"]["idle_s"],
+        lambda r: r["server"]["bytes_per_subscription_idle"], "sweep", "%.0f", "low")
 row("peak NOTIFYs/s (sweep)", peak, "sweep")
 row("sustained NOTIFYs/s (p99 < 100 ms, sweep)", lambda r: max(
     [s["notifies_per_s"] for s in r["stages"]

@@ -138,6 +138,7 @@ typedef struct {
     double rates[SB_STAGES_MAX];
     unsigned n_rates;
     double duration_s, settle_s, quiet_s, phase_timeout_s, timeout_s;
+    double idle_s;              /* wait after subscribing before the second memory sample */
     int server_pid;
     const char *json_path;
     const char *commit;
@@ -1349,7 +1350,8 @@ static sb_use_t use_prime, use_subscribe, use_stage[SB_STAGES_MAX], use_unsubscr
     use_unpublish;
 static char stage_names[SB_STAGES_MAX][32];
 static double subscribe_quiet_s;
-static long mem_before_kib, mem_subscribed_kib, rss_before_kib, rss_subscribed_kib;
+static long mem_before_kib, mem_subscribed_kib, mem_idle_kib, rss_before_kib,
+    rss_subscribed_kib;
 static unsigned server_procs;
 
 static void sb_collect(void)
@@ -1520,6 +1522,10 @@ static void sb_report_table(void)
                (double)(mem_subscribed_kib - mem_before_kib) * 1024.0 /
                    (double)tot.active_subscribed,
                rss_before_kib, rss_subscribed_kib);
+    if (opt.server_pid > 0 && tot.active_subscribed && opt.idle_s > 0)
+        printf("server memory after %.0f s idle: PSS %ld KiB, %.0f bytes per subscription\n",
+               opt.idle_s, mem_idle_kib,
+               (double)(mem_idle_kib - mem_before_kib) * 1024.0 / (double)tot.active_subscribed);
 }
 
 static void sb_json_lat(FILE *f, const char *name, const pb_hist_t *h)
@@ -1624,10 +1630,12 @@ static int sb_report_json(void)
     fprintf(f, "},\"receive_buffer_shortages\":%" PRIu64 ",\"sends_without_slot\":%" PRIu64 ","
                "\"server\":{\"pid\":%d,\"processes\":%u,\"pss_before_kib\":%ld,"
                "\"pss_subscribed_kib\":%ld,\"rss_before_kib\":%ld,\"rss_subscribed_kib\":%ld,"
-               "\"bytes_per_subscription\":%.1f}}\n",
+               "\"bytes_per_subscription\":%.1f,\"idle_s\":%.1f,\"pss_idle_kib\":%ld,"
+               "\"bytes_per_subscription_idle\":%.1f}}\n",
             tot.enobufs, tot.sync_sends, opt.server_pid, server_procs, mem_before_kib,
             mem_subscribed_kib, rss_before_kib, rss_subscribed_kib,
-            (double)(mem_subscribed_kib - mem_before_kib) * per);
+            (double)(mem_subscribed_kib - mem_before_kib) * per, opt.idle_s, mem_idle_kib,
+            opt.idle_s > 0 ? (double)(mem_idle_kib - mem_before_kib) * per : 0);
     return fclose(f) == 0 ? 0 : -1;
 }
 
@@ -1729,6 +1737,12 @@ static int sb_run(void)
     mem_subscribed_kib = s2b.server_pss_kib;
     rss_subscribed_kib = s2b.server_rss_kib;
     fprintf(stderr, "sipbench: %" PRIu64 " active subscriptions\n", tot.active_subscribed);
+    /* What the subscriptions hold once the set-up's transactions are gone: a server keeps
+     * each SUBSCRIBE's response for Timer J (32 s) and each NOTIFY's transaction a while. */
+    if (opt.idle_s > 0) {
+        sb_sleep_ms((unsigned)(opt.idle_s * 1000));
+        mem_idle_kib = sb_sample().server_pss_kib;
+    }
 
     for (unsigned k = 0; k < opt.n_rates; k++) {
         uint64_t t0 = clk_monotonic_ns() + 20000000u;   /* every worker awake by then */
@@ -1795,7 +1809,7 @@ static void sb_usage(void)
             "                [--domain D] [--threads T] [--sockets S] [--sources S]\n"
             "                [--window W] [--subscribe-rate R] [--expires S]\n"
             "                [--rates R1,R2,...] [--duration S] [--settle S] [--quiet S]\n"
-            "                [--timeout S] [--phase-timeout S] [--server-pid PID]\n"
+            "                [--timeout S] [--phase-timeout S] [--idle S] [--server-pid PID]\n"
             "                [--json FILE] [--commit C] [--label NAME]\n"
             "exit: 0 done, 2 usage, 3 done with errors, 1 could not run\n");
     exit(2);
@@ -1847,6 +1861,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--settle")) opt.settle_s = atof(v);
         else if (!strcmp(a, "--quiet")) opt.quiet_s = atof(v);
         else if (!strcmp(a, "--timeout")) opt.timeout_s = atof(v);
+        else if (!strcmp(a, "--idle")) opt.idle_s = atof(v);
         else if (!strcmp(a, "--phase-timeout")) opt.phase_timeout_s = atof(v);
         else if (!strcmp(a, "--server-pid")) opt.server_pid = atoi(v);
         else if (!strcmp(a, "--json")) opt.json_path = v;
