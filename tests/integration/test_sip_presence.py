@@ -266,11 +266,15 @@ def test_watcher_info():
         node.cleanup()
 
 
-def test_presence_gateway_phone_line():
+def phone_line(event, scenario, refuse_first):
+    """A user's phone line watched at a SIPp call control with `event`: the line
+    in a call shows as on the phone to an XMPP contact, idle again as the line's
+    resource going away; removing the line ends the subscription."""
     cc_port = harness.free_port()
     port = harness.free_port()
     node = Node(config="[sip]\nlisten = 127.0.0.1:%d\nauth = off\n[gateway]\n"
-                       "call_control = 127.0.0.1:%d\nretry_s = 1\n" % (port, cc_port)).wait_ready()
+                       "call_control = 127.0.0.1:%d\nretry_s = 1\nevent = %s\n"
+                       % (port, cc_port, event)).wait_ready()
     node.sip_port = port
     s = Session(node)
     try:
@@ -289,14 +293,19 @@ def test_presence_gateway_phone_line():
                  "-error_file", os.path.join(node.tmp, "cc.err")],
                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                 stdin=subprocess.DEVNULL, cwd=node.tmp)
-        # The call control refuses at first: the gateway tries again (retry_s).
-        cc = call_control("callcontrol_refuse.xml")
-        time.sleep(0.5)
+        if refuse_first:
+            # The call control refuses at first: the gateway tries again (retry_s).
+            cc = call_control("callcontrol_refuse.xml")
+            time.sleep(0.5)
+        else:
+            cc = call_control(scenario)
+            time.sleep(0.5)
         ctl(node, "line", "set", "alice@localhost", "sip:1000@127.0.0.1:%d" % cc_port)
         assert "sip:1000@" in ctl(node, "line", "show", "alice@localhost")
-        out, _ = cc.communicate(timeout=30)
-        assert cc.returncode == 0, out[-1500:]
-        cc = call_control("callcontrol.xml")
+        if refuse_first:
+            out, _ = cc.communicate(timeout=30)
+            assert cc.returncode == 0, out[-1500:]
+            cc = call_control(scenario)
         busy = s.wait(b.presences, match=lambda p: p["from"].bare == "alice@localhost"
                       and p["status"] == "On the phone", timeout=15)
         assert busy["show"] == "dnd" and busy["from"].resource == "sip-line", busy
@@ -313,6 +322,14 @@ def test_presence_gateway_phone_line():
         s.close()
         node.stop()
         node.cleanup()
+
+
+def test_presence_gateway_phone_line():
+    phone_line("dialog", "callcontrol.xml", refuse_first=True)
+
+
+def test_presence_gateway_event_presence():
+    phone_line("presence", "callcontrol_presence.xml", refuse_first=False)
 
 
 class Watcher:
@@ -434,6 +451,7 @@ if __name__ == "__main__":
         test_im_between_sip_and_xmpp,
         test_watcher_info,
         test_presence_gateway_phone_line,
+        test_presence_gateway_event_presence,
         test_subscription_refresh_and_expiry,
         test_sip_over_tls,
     ])
