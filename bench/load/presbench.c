@@ -66,6 +66,7 @@
 
 #include <openssl/base64.h>
 
+#include "bench/load/pb_graph.h"
 #include "bench/load/pb_hist.h"
 #include "bench/load/pb_xml.h"
 #include "engine/bufring.h"
@@ -76,9 +77,6 @@
 
 #define PB_THREADS_MAX 64
 #define PB_STAGES_MAX 16
-/* Contacts per user: far beyond the 50 the targets name; a roster of 4096
- * items is ~330 KiB, still one element under PB_PARTIAL_MAX. */
-#define PB_CONTACTS_MAX 4096
 /* Source addresses 127.0.0.2 .. 127.0.0.251. */
 #define PB_SOURCES_MAX 250
 /* Submission queue: one loop turn queues a send per connection with output
@@ -151,91 +149,9 @@ static pb_opts_t opt = {
     .phase_timeout_s = 120,
 };
 
-/* ---- The contact graph --------------------------------------------------- */
-
-/*
- * Users sit on a ring in a seeded random order; each is linked to the users
- * +s and -s places away for K/2 distinct seeded strides s in 1..(N-1)/2 (and,
- * for odd K with N even, to the one N/2 away). Links are symmetric by
- * construction and every user has exactly K distinct contacts; random order
- * and random strides keep neighbourhoods from clustering. Any worker or the
- * provisioner recomputes a user's contacts from (N, K, seed) alone.
- */
-typedef struct {
-    uint32_t n;
-    uint32_t *perm;             /* ring position -> user */
-    uint32_t *pos;              /* user -> ring position */
-    uint32_t strides[PB_CONTACTS_MAX / 2];
-    unsigned n_strides;
-    bool antipode;
-    unsigned degree;
-} pb_graph_t;
+/* ---- The contact graph (pb_graph.h) -------------------------------------- */
 
 static pb_graph_t graph;
-
-/* splitmix64: a seeded, portable sequence (the same graph on every build). */
-static uint64_t pb_rand(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static int pb_graph_build(pb_graph_t *g, uint32_t n, unsigned k, uint64_t seed)
-{
-    unsigned half = k / 2;
-    if (k > PB_CONTACTS_MAX) {
-        fprintf(stderr, "presbench: at most %u contacts\n", PB_CONTACTS_MAX);
-        return -EINVAL;
-    }
-    if (n < 3 || half > (n - 1) / 2) {
-        fprintf(stderr, "presbench: %u contacts need more than %u users\n", k, n);
-        return -EINVAL;
-    }
-    g->n = n;
-    g->perm = malloc(sizeof(uint32_t) * n);
-    g->pos = malloc(sizeof(uint32_t) * n);
-    if (!g->perm || !g->pos)
-        return -ENOMEM;
-    uint64_t s = seed;
-    for (uint32_t i = 0; i < n; i++)
-        g->perm[i] = i;
-    for (uint32_t i = n - 1; i > 0; i--) {
-        uint32_t j = (uint32_t)(pb_rand(&s) % (i + 1));
-        uint32_t t = g->perm[i];
-        g->perm[i] = g->perm[j];
-        g->perm[j] = t;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        g->pos[g->perm[i]] = i;
-    uint32_t range = (n - 1) / 2;
-    g->n_strides = 0;
-    while (g->n_strides < half) {
-        uint32_t st = (uint32_t)(pb_rand(&s) % range) + 1;
-        bool dup = false;
-        for (unsigned i = 0; i < g->n_strides; i++)
-            dup = dup || g->strides[i] == st;
-        if (!dup)
-            g->strides[g->n_strides++] = st;
-    }
-    g->antipode = (k % 2) && n % 2 == 0;
-    g->degree = 2 * half + (g->antipode ? 1 : 0);
-    return 0;
-}
-
-/* Writes user u's contacts into out (g->degree entries). */
-static void pb_graph_contacts(const pb_graph_t *g, uint32_t u, uint32_t *out)
-{
-    uint32_t p = g->pos[u];
-    unsigned n = 0;
-    for (unsigned i = 0; i < g->n_strides; i++) {
-        out[n++] = g->perm[(p + g->strides[i]) % g->n];
-        out[n++] = g->perm[(p + g->n - g->strides[i]) % g->n];
-    }
-    if (g->antipode)
-        out[n++] = g->perm[(p + g->n / 2) % g->n];
-}
 
 /* ---- provision ------------------------------------------------------------ */
 
@@ -1880,7 +1796,13 @@ int main(int argc, char **argv)
     if (!opt.users || !opt.threads || !opt.login_window || opt.duration_s <= 0 ||
         (!provision && !opt.port))
         pb_usage();
-    if (pb_graph_build(&graph, opt.users, opt.contacts, opt.seed) < 0)
+    int grc = pb_graph_init(&graph, opt.users, opt.contacts, opt.seed);
+    if (grc == -E2BIG)
+        fprintf(stderr, "presbench: at most %u contacts\n", PB_GRAPH_DEGREE_MAX);
+    else if (grc == -EINVAL)
+        fprintf(stderr, "presbench: %u contacts need more than %u users\n", opt.contacts,
+                opt.users);
+    if (grc < 0)
         return 2;
     return provision ? pb_provision() : pb_run();
 }
