@@ -8,8 +8,8 @@
  *       account with one password and one salt, rosters with subscription
  *       "both" both ways)
  *   presbench xmpp run --port P --users N --contacts K [--seed S]
- *                      [--rates R1,R2,...] [--duration D] [--server-pid PID]
- *                      [--json FILE] ...
+ *                      [--rates R1,R2,...] [--msg-rate M] [--duration D]
+ *                      [--server-pid PID] [--json FILE] [--label L] ...
  *       phases, each started for every user before the next:
  *         login    connect, SCRAM-SHA-256 (RFC 5802, RFC 6120 §6), resource
  *                  binding (§7), at --login-rate with at most --login-window
@@ -22,14 +22,24 @@
  *                  the node receives R changes/s for D seconds; each change
  *                  carries its send time (CLOCK_MONOTONIC ns, one machine)
  *                  in <status>, so every delivery to a contact gives one
- *                  change-to-delivery latency
- *         logout   </stream:stream>, until the node closes every stream
+ *                  change-to-delivery latency; with --msg-rate, the users
+ *                  also send M chat messages/s (all users together) during
+ *                  every stage, each to the next online contact of its
+ *                  sender, stamped the same way in <body>
+ *         logout   </stream:stream> on every stream at once (a logout
+ *                  storm), until the node closed every stream
  *       then prints a table (and with --json, a JSON document): logins/s
  *       from the first connect to the last bind result, login latency
  *       percentiles, roster fetch time, per stage deliveries/s and latency
- *       percentiles, errors by kind, the server's CPU and RSS per phase
- *       from /proc/<pid> (--server-pid) with its RSS per connected user, and
- *       the generator's own CPU.
+ *       percentiles (and messages/s delivered and message latency), logouts/s
+ *       and the time until the node closed the last stream, errors by kind,
+ *       the server's CPU and RSS per phase from /proc/<pid> (--server-pid)
+ *       with its RSS per connected user, and the generator's own CPU. The
+ *       JSON adds --label (which server this was, for bench/report) and a
+ *       time series, one entry a second from the start of the login phase:
+ *       logins, deliveries, messages and logouts in that second, stage and
+ *       message latency p50/p99 of what arrived in it, the server's cores and
+ *       RSS, and the phase at the second's end.
  *
  * Connections: each worker thread has its own io_uring and holds its
  * connections as direct descriptors in the ring's file table: sockets are
@@ -122,6 +132,8 @@ typedef struct {
     double initial_rate;        /* initial presences/s; 0: all at once */
     double rates[PB_STAGES_MAX];
     unsigned n_rates;
+    double msg_rate;            /* chat messages/s during every stage, all users */
+    const char *label;          /* names the run (the server) in the JSON and reports */
     double duration_s, settle_s, quiet_s, idle_s, phase_timeout_s;
     int server_pid;
     const char *json_path;
@@ -252,6 +264,7 @@ typedef struct {
     bool dirty;                 /* on the worker's flush list */
     bool due;                   /* the current phase still owes this connection a step */
     uint32_t changes;
+    uint32_t msgs;
     uint32_t fly_off;
     uint64_t t_start;           /* login: socket created; roster: request queued */
     sasl_scram_client_t *scram;
@@ -270,7 +283,27 @@ typedef struct {
     uint64_t lag_sum_ns;
     uint64_t receives;          /* receive completions with data during the stage's window: */
     uint64_t received_bytes;    /* deliveries per receive say how much the node coalesces */
+    /* chat messages (--msg-rate) */
+    pb_hist_t msg_lat;
+    uint64_t msgs_sent;         /* each to a contact online when it was sent */
+    uint64_t msgs_delivered, msgs_in_window;
 } pb_stage_stats_t;
+
+/* Seconds of a run with a per-second record (two hours); a longer run keeps
+ * its totals and stops its time series there. */
+#define PB_SERIES_MAX 7200u
+
+/* One worker's per-second counts and latencies, second 0 starting when the
+ * login phase does; merged across workers once they stopped. */
+typedef struct {
+    uint32_t logins[PB_SERIES_MAX];         /* bind results */
+    uint32_t deliveries[PB_SERIES_MAX];     /* stamped presences, initial and stages */
+    uint32_t messages[PB_SERIES_MAX];       /* stamped chat messages */
+    uint32_t logouts[PB_SERIES_MAX];        /* streams the node closed after ours */
+    pb_hist_t *lat[PB_SERIES_MAX];          /* stage change-to-delivery, allocated */
+    pb_hist_t *msg_lat[PB_SERIES_MAX];      /* on the second's first sample */
+    unsigned n;                             /* seconds up to the last with anything */
+} pb_series_t;
 
 typedef struct {
     unsigned id;
@@ -294,6 +327,11 @@ typedef struct {
     /* results, read by the main thread after the worker stopped or via atomics */
     pb_hist_t login_lat, roster_lat, initial_lat;
     uint64_t t_first_connect, t_last_bound, t_first_roster, t_last_roster;
+    pb_hist_t logout_lat;       /* </stream:stream> queued to the node closing the socket */
+    uint64_t t_logout, t_last_closed, logout_closed;
+    uint32_t mrr;               /* the next READY connection to send a message */
+    uint64_t messages_in;
+    pb_series_t *series;
     uint64_t errors[PB_ERR_COUNT];
     uint64_t enobufs;
     uint64_t presence_available, presence_unavailable, presence_other;
@@ -322,7 +360,32 @@ static struct {
     _Atomic uint64_t stage_t1[PB_STAGES_MAX];
     pb_worker_t *workers;
     struct sockaddr_in server;
+    /* Second 0 of the time series: set before the login phase is published
+     * (release), read by workers only in later phases. */
+    uint64_t t0;
 } g;
+
+static pb_series_t *pb_series_at(pb_worker_t *w, uint64_t now, unsigned *sec)
+{
+    uint64_t s = now > g.t0 ? (now - g.t0) / 1000000000u : 0;
+    if (s >= PB_SERIES_MAX)
+        return NULL;
+    *sec = (unsigned)s;
+    if (w->series->n <= s)
+        w->series->n = (unsigned)s + 1;
+    return w->series;
+}
+
+static void pb_series_lat(pb_worker_t *w, pb_hist_t **slot, uint64_t ns)
+{
+    if (!*slot) {
+        *slot = malloc(sizeof(pb_hist_t));
+        if (!*slot)
+            PANIC("worker %u: out of memory for a second's latencies", w->id);
+        pb_hist_init(*slot);
+    }
+    pb_hist_add(*slot, ns);
+}
 
 /* user_data: kind in the top byte, connection index below. */
 enum { UD_CONNECT = 1, UD_RECV, UD_SEND, UD_CLOSE, UD_CANCEL };
@@ -677,6 +740,10 @@ static void pb_on_presence(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it
         pb_error(w, PB_ERR_BAD_STAMP, &w->conns[idx], it->whole.ptr, it->whole.len);
         return;
     }
+    unsigned sec;
+    pb_series_t *ser = pb_series_at(w, now, &sec);
+    if (ser)
+        ser->deliveries[sec]++;
     if (stage == 0) {
         w->initial_delivered++;
         pb_hist_add(&w->initial_lat, now - sent);
@@ -685,8 +752,52 @@ static void pb_on_presence(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it
     pb_stage_stats_t *s = &w->stage[stage - 1];
     s->delivered++;
     pb_hist_add(&s->lat, now - sent);
+    if (ser)
+        pb_series_lat(w, &ser->lat[sec], now - sent);
     if (now <= atomic_load_explicit(&g.stage_t1[stage - 1], memory_order_relaxed))
         s->in_window++;
+}
+
+/* "<body>pb STAGE NS</body>": the stage (1..) the message was sent in and
+ * when, as for presence. */
+static void pb_send_message(pb_worker_t *w, uint32_t idx, uint32_t to, unsigned stage)
+{
+    char m[256];
+    int n = snprintf(m, sizeof(m),
+                     "<message to='u%" PRIu32 "@%s' type='chat'><body>pb %u %" PRIu64
+                     "</body></message>",
+                     to, opt.domain, stage, clk_monotonic_ns());
+    pb_write(w, idx, m, (size_t)n);
+}
+
+static void pb_on_message(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it, uint64_t now)
+{
+    str_t type = pb_xml_attr(it->tag, "type");
+    if (type.ptr && str_eq_cstr(type, "error")) {
+        pb_error(w, PB_ERR_STANZA_ERROR, &w->conns[idx], it->whole.ptr, it->whole.len);
+        return;
+    }
+    str_t body = pb_xml_between(it->whole, "<body>", "</body>");
+    uint64_t stage, sent;
+    const char *p = body.ptr, *end = body.ptr + body.len;
+    if (!body.ptr || body.len < 4 || memcmp(p, "pb ", 3) ||
+        (p += 3, !pb_parse_u64(&p, end, &stage)) || p >= end || *p++ != ' ' ||
+        !pb_parse_u64(&p, end, &sent) || stage < 1 || stage > PB_STAGES_MAX || sent > now) {
+        pb_error(w, PB_ERR_BAD_STAMP, &w->conns[idx], it->whole.ptr, it->whole.len);
+        return;
+    }
+    w->messages_in++;
+    pb_stage_stats_t *s = &w->stage[stage - 1];
+    s->msgs_delivered++;
+    pb_hist_add(&s->msg_lat, now - sent);
+    if (now <= atomic_load_explicit(&g.stage_t1[stage - 1], memory_order_relaxed))
+        s->msgs_in_window++;
+    unsigned sec;
+    pb_series_t *ser = pb_series_at(w, now, &sec);
+    if (ser) {
+        ser->messages[sec]++;
+        pb_series_lat(w, &ser->msg_lat[sec], now - sent);
+    }
 }
 
 /* ---- Dispatch ------------------------------------------------------------------ */
@@ -704,6 +815,10 @@ static void pb_on_iq(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it, uint
         c->state = C_BOUND;
         w->inflight--;
         pb_hist_add(&w->login_lat, now - c->t_start);
+        unsigned sec;
+        pb_series_t *ser = pb_series_at(w, now, &sec);
+        if (ser)
+            ser->logins[sec]++;
         if (now > w->t_last_bound)
             w->t_last_bound = now;
         atomic_fetch_add_explicit(&w->p_bound, 1, memory_order_relaxed);
@@ -756,6 +871,8 @@ static void pb_on_item(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it, ui
     str_t name = it->name;
     if (str_eq_cstr(name, "presence"))
         pb_on_presence(w, idx, it, now);
+    else if (str_eq_cstr(name, "message"))
+        pb_on_message(w, idx, it, now);
     else if (str_eq_cstr(name, "iq"))
         pb_on_iq(w, idx, it, now);
     else if (str_eq_cstr(name, "stream:features"))
@@ -866,10 +983,19 @@ static void pb_on_cqe(pb_worker_t *w, const struct io_uring_cqe *cqe)
             w->enobufs++;
             pb_arm_recv(w, idx);
         } else if (res == 0) {
-            if (c->state == C_LOGOUT)
+            if (c->state == C_LOGOUT) {
+                uint64_t now = clk_monotonic_ns();
+                pb_hist_add(&w->logout_lat, now - w->t_logout);
+                w->t_last_closed = now;
+                w->logout_closed++;
+                unsigned sec;
+                pb_series_t *ser = pb_series_at(w, now, &sec);
+                if (ser)
+                    ser->logouts[sec]++;
                 pb_close(w, idx, C_CLOSED);
-            else
+            } else {
                 pb_fail(w, idx, PB_ERR_CLOSED, "end of stream", 13);
+            }
         } else if (res < 0) {
             pb_fail(w, idx, PB_ERR_RECV, strerror(-res), strlen(strerror(-res)));
         } else {
@@ -1010,6 +1136,47 @@ static uint64_t pb_stage_tick(pb_worker_t *w, unsigned k, uint64_t now)
     return wait < PB_TICK_NS ? PB_TICK_NS : wait > PB_IDLE_WAIT_NS ? PB_IDLE_WAIT_NS : wait;
 }
 
+/* --msg-rate: chat messages during stage k, paced like its changes, each
+ * from the next READY user in turn to the next of its contacts that is
+ * online (a message to an offline contact would wait in storage). */
+static uint64_t pb_msg_tick(pb_worker_t *w, unsigned k, uint64_t now)
+{
+    uint64_t t0 = atomic_load_explicit(&g.stage_t0[k], memory_order_relaxed);
+    uint64_t t1 = atomic_load_explicit(&g.stage_t1[k], memory_order_relaxed);
+    if (now < t0)
+        return t0 - now < PB_TICK_NS ? t0 - now : PB_TICK_NS;
+    if (now >= t1 || !w->n_ready)
+        return PB_IDLE_WAIT_NS;
+    pb_stage_stats_t *s = &w->stage[k];
+    double per_worker = opt.msg_rate / opt.threads;
+    uint64_t due = pb_due(t0, now, opt.msg_rate);
+    uint32_t skipped = 0;
+    while (s->msgs_sent < due && skipped < w->n_ready) {
+        uint32_t idx = w->ready[w->mrr++ % w->n_ready];
+        pb_conn_t *c = &w->conns[idx];
+        uint32_t to = UINT32_MAX;
+        if (c->state == C_READY) {
+            pb_graph_contacts(&graph, c->user, w->contacts);
+            for (unsigned i = 0; i < graph.degree && to == UINT32_MAX; i++) {
+                uint32_t v = w->contacts[(c->msgs + i) % graph.degree];
+                if (atomic_load_explicit(&g.online[v], memory_order_relaxed))
+                    to = v;
+            }
+        }
+        if (to == UINT32_MAX) {
+            skipped++;      /* lost, or nobody to talk to: the others take its share */
+            continue;
+        }
+        skipped = 0;
+        c->msgs++;
+        s->msgs_sent++;
+        pb_send_message(w, idx, to, k + 1);
+    }
+    uint64_t next = t0 + (uint64_t)((double)s->msgs_sent * 1e9 / per_worker);
+    uint64_t wait = next > now ? next - now : 0;
+    return wait < PB_TICK_NS ? PB_TICK_NS : wait > PB_IDLE_WAIT_NS ? PB_IDLE_WAIT_NS : wait;
+}
+
 static uint64_t pb_logout_enter(pb_worker_t *w)
 {
     uint64_t open = 0;
@@ -1068,6 +1235,7 @@ static void pb_enter(pb_worker_t *w, int phase, uint64_t now)
     } else if (phase == PB_PH_INITIAL) {
         expect = pb_mark_due(w, C_READY);
     } else if (phase == PB_PH_LOGOUT) {
+        w->t_logout = now;
         expect = pb_logout_enter(w);
     } else if (phase == PB_PH_EXIT) {
         for (uint32_t i = 0; i < w->n; i++) {
@@ -1119,6 +1287,10 @@ static void *pb_worker_main(void *arg)
             wait_ns = pb_initial_tick(w, now);
         else if (phase >= PB_PH_STAGE)
             wait_ns = pb_stage_tick(w, (unsigned)(phase - PB_PH_STAGE), now);
+        if (phase >= PB_PH_STAGE && opt.msg_rate > 0) {
+            uint64_t m = pb_msg_tick(w, (unsigned)(phase - PB_PH_STAGE), now);
+            wait_ns = m < wait_ns ? m : wait_ns;
+        }
         pb_flush(w);
         struct __kernel_timespec ts = { .tv_sec = (long long)(wait_ns / 1000000000u),
                                         .tv_nsec = (long long)(wait_ns % 1000000000u) };
@@ -1134,7 +1306,8 @@ static void *pb_worker_main(void *arg)
         io_uring_cq_advance(&w->ring, seen);
         bufring_publish(&w->br);
         atomic_store_explicit(&w->p_presences,
-                              w->presence_available + w->presence_unavailable,
+                              w->presence_available + w->presence_unavailable +
+                                  w->messages_in,
                               memory_order_relaxed);
     }
     /* Closing the ring closes every socket still in its file table. */
@@ -1293,6 +1466,48 @@ static void pb_sleep_ms(unsigned ms)
     nanosleep(&ts, NULL);
 }
 
+/* ---- The time series' sampler ------------------------------------------------ */
+
+/* Samples the node and the generator at second k of the run (g.t0 + k s),
+ * from its own thread so that the main thread's waits need not; the main
+ * thread takes sample 0 before it starts and the last, partial one after
+ * stopping it. */
+static struct {
+    pthread_t thread;
+    _Atomic bool stop;
+    pb_sample_t s[PB_SERIES_MAX + 2];
+    int phase[PB_SERIES_MAX + 2];   /* the phase when the sample was taken */
+    unsigned n;                     /* samples taken; read after the join */
+} smp;
+
+static void *pb_sampler_main(void *arg)
+{
+    (void)arg;
+    for (unsigned k = 1; k <= PB_SERIES_MAX; k++) {
+        uint64_t due = g.t0 + (uint64_t)k * 1000000000u;
+        uint64_t now;
+        while ((now = clk_monotonic_ns()) < due) {
+            if (atomic_load_explicit(&smp.stop, memory_order_relaxed))
+                return NULL;
+            uint64_t left = due - now;
+            pb_sleep_ms(left > 10000000u ? 10 : (unsigned)(left / 1000000u) + 1);
+        }
+        smp.phase[smp.n] = atomic_load_explicit(&g.phase, memory_order_relaxed);
+        smp.s[smp.n++] = pb_sample();
+    }
+    return NULL;
+}
+
+static void pb_phase_name(int phase, char *buf, size_t cap)
+{
+    static const char *const names[] = { "init", "login", "roster", "initial", "quiet",
+                                         "logout", "exit" };
+    if (phase >= PB_PH_STAGE)
+        snprintf(buf, cap, "stage %d", phase - PB_PH_STAGE + 1);
+    else
+        snprintf(buf, cap, "%s", phase >= 0 && phase <= PB_PH_EXIT ? names[phase] : "?");
+}
+
 /* Publishes a phase and waits until every worker has entered it; returns the
  * steps the workers counted as owed on entry. */
 static uint64_t pb_set_phase(int phase)
@@ -1322,7 +1537,7 @@ static bool pb_wait_for(pb_progress_fn fn, uint64_t target)
     return true;
 }
 
-/* Waits until no presence arrived for opt.quiet_s (or the phase timeout);
+/* Waits until no presence or message arrived for opt.quiet_s (or the phase timeout);
  * returns when the last one came. */
 static uint64_t pb_wait_quiet(void)
 {
@@ -1350,6 +1565,8 @@ typedef struct {
     uint64_t t_first_connect, t_last_bound, t_first_roster, t_last_roster;
     uint64_t bound, roster_ok, initial_sent, initial_delivered, enobufs;
     uint64_t presence_available, presence_unavailable;
+    pb_hist_t logout;
+    uint64_t logout_closed, t_logout, t_last_closed;
 } pb_totals_t;
 
 static pb_totals_t tot;
@@ -1364,8 +1581,12 @@ static void pb_collect(void)
     pb_hist_init(&tot.login);
     pb_hist_init(&tot.roster);
     pb_hist_init(&tot.initial);
-    for (unsigned k = 0; k < opt.n_rates; k++)
+    pb_hist_init(&tot.logout);
+    tot.t_logout = UINT64_MAX;
+    for (unsigned k = 0; k < opt.n_rates; k++) {
         pb_hist_init(&tot.stage[k]);
+        pb_hist_init(&tot.stage_sum[k].msg_lat);
+    }
     tot.t_first_connect = UINT64_MAX;
     tot.t_first_roster = UINT64_MAX;
     for (unsigned t = 0; t < opt.threads; t++) {
@@ -1383,6 +1604,10 @@ static void pb_collect(void)
             s->receives += w->stage[k].receives;
             s->received_bytes += w->stage[k].received_bytes;
             s->lag_sum_ns += w->stage[k].lag_sum_ns;
+            pb_hist_merge(&s->msg_lat, &w->stage[k].msg_lat);
+            s->msgs_sent += w->stage[k].msgs_sent;
+            s->msgs_delivered += w->stage[k].msgs_delivered;
+            s->msgs_in_window += w->stage[k].msgs_in_window;
             if (w->stage[k].lag_max_ns > s->lag_max_ns)
                 s->lag_max_ns = w->stage[k].lag_max_ns;
         }
@@ -1396,6 +1621,12 @@ static void pb_collect(void)
             tot.t_first_roster = w->t_first_roster;
         if (w->t_last_roster > tot.t_last_roster)
             tot.t_last_roster = w->t_last_roster;
+        pb_hist_merge(&tot.logout, &w->logout_lat);
+        tot.logout_closed += w->logout_closed;
+        if (w->t_logout && w->t_logout < tot.t_logout)
+            tot.t_logout = w->t_logout;
+        if (w->t_last_closed > tot.t_last_closed)
+            tot.t_last_closed = w->t_last_closed;
         tot.bound += atomic_load(&w->p_bound);
         tot.roster_ok += w->roster_lat.count;
         tot.initial_sent += w->initial_sent;
@@ -1410,6 +1641,10 @@ static void pb_collect(void)
                   ? (double)(tot.t_last_bound - tot.t_first_connect) / 1e9 : 0;
     roster_s = tot.t_last_roster > tot.t_first_roster
                    ? (double)(tot.t_last_roster - tot.t_first_roster) / 1e9 : 0;
+    /* The logout storm: from the first </stream:stream> queued to the node
+     * closing the last stream. */
+    logout_s = tot.t_last_closed > tot.t_logout && tot.t_logout != UINT64_MAX
+                   ? (double)(tot.t_last_closed - tot.t_logout) / 1e9 : 0;
 }
 
 static void pb_print_lat(FILE *f, const char *label, const pb_hist_t *h, double unit,
@@ -1458,8 +1693,18 @@ static void pb_report_table(void)
         printf("  %-26s mean %.1f us  max %.1f us\n", "send lag behind schedule",
                s->changes ? (double)s->lag_sum_ns / (double)s->changes / 1e3 : 0,
                (double)s->lag_max_ns / 1e3);
+        if (opt.msg_rate > 0) {
+            printf("  messages: %.0f/s offered, %" PRIu64 " sent, %" PRIu64 " delivered "
+                   "(%.2f%%), %.0f/s\n",
+                   opt.msg_rate, s->msgs_sent, s->msgs_delivered,
+                   s->msgs_sent ? 100.0 * (double)s->msgs_delivered / (double)s->msgs_sent : 0,
+                   (double)s->msgs_in_window / opt.duration_s);
+            pb_print_lat(stdout, "message latency", &s->msg_lat, 1e3, "us");
+        }
     }
-    printf("logout: %.3f s\n", logout_s);
+    printf("logout: %" PRIu64 " streams closed by the node in %.3f s: %.0f logouts/s\n",
+           tot.logout_closed, logout_s, logout_s > 0 ? (double)tot.logout_closed / logout_s : 0);
+    pb_print_lat(stdout, "logout latency", &tot.logout, 1e6, "ms");
     printf("errors:");
     bool any = false;
     for (unsigned e = 0; e < PB_ERR_COUNT; e++)
@@ -1504,6 +1749,69 @@ static void pb_json_use(FILE *f, const pb_phase_use_t *u)
             u->wall_s, u->server_cores, u->gen_cores, u->other_cores, u->rss_end_kib);
 }
 
+/* A JSON string: quotes, backslashes and control bytes escaped. */
+static void pb_json_str(FILE *f, const char *v)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* One entry a second of the run: the workers' counts and latencies for that
+ * second, merged, next to the sampler's CPU and memory readings. */
+static void pb_json_series(FILE *f)
+{
+    pb_hist_t *h = malloc(sizeof(*h)), *m = malloc(sizeof(*m));
+    if (!h || !m)
+        PANIC("out of memory writing the time series");
+    unsigned n = smp.n ? smp.n - 1 : 0;
+    fputs("\"timeseries\":[", f);
+    for (unsigned i = 0; i < n; i++) {
+        const pb_sample_t *a = &smp.s[i], *b = &smp.s[i + 1];
+        uint64_t logins = 0, deliveries = 0, messages = 0, logouts = 0;
+        pb_hist_init(h);
+        pb_hist_init(m);
+        for (unsigned t = 0; t < opt.threads; t++) {
+            const pb_series_t *ws = g.workers[t].series;
+            if (i >= ws->n)
+                continue;
+            logins += ws->logins[i];
+            deliveries += ws->deliveries[i];
+            messages += ws->messages[i];
+            logouts += ws->logouts[i];
+            if (ws->lat[i])
+                pb_hist_merge(h, ws->lat[i]);
+            if (ws->msg_lat[i])
+                pb_hist_merge(m, ws->msg_lat[i]);
+        }
+        double dt = (double)(b->t_ns - a->t_ns) / 1e9;
+        char phase[32];
+        pb_phase_name(smp.phase[i + 1], phase, sizeof(phase));
+        fprintf(f, "%s{\"t_s\":%.3f,\"seconds\":%.3f,\"phase\":\"%s\",\"logins\":%" PRIu64
+                   ",\"deliveries\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"logouts\":%" PRIu64
+                   ",\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,\"msg_p50_us\":%.1f,"
+                   "\"msg_p99_us\":%.1f,\"server_cores\":%.3f,\"server_rss_kib\":%ld,"
+                   "\"generator_cores\":%.3f}",
+                i ? "," : "", (double)(a->t_ns - g.t0) / 1e9, dt, phase, logins, deliveries,
+                messages, logouts, (double)pb_hist_quantile(h, 0.5) / 1e3,
+                (double)pb_hist_quantile(h, 0.99) / 1e3, (double)pb_hist_quantile(m, 0.5) / 1e3,
+                (double)pb_hist_quantile(m, 0.99) / 1e3,
+                a->server_cpu_s >= 0 && b->server_cpu_s >= 0 && dt > 0
+                    ? (b->server_cpu_s - a->server_cpu_s) / dt : -1,
+                b->server_rss_kib, dt > 0 ? (b->gen_cpu_s - a->gen_cpu_s) / dt : 0);
+    }
+    fputs("]", f);
+    free(h);
+    free(m);
+}
+
 static int pb_report_json(void)
 {
     FILE *f = fopen(opt.json_path, "w");
@@ -1513,14 +1821,16 @@ static int pb_report_json(void)
     }
     struct utsname un;
     uname(&un);
-    fprintf(f, "{\"tool\":\"presbench\",\"mode\":\"xmpp\",\"commit\":\"%s\",\"kernel\":\"%s\","
-               "\"cores\":%ld,",
+    fprintf(f, "{\"tool\":\"presbench\",\"mode\":\"xmpp\",\"label\":");
+    pb_json_str(f, opt.label ? opt.label : "");
+    fprintf(f, ",\"commit\":\"%s\",\"kernel\":\"%s\",\"cores\":%ld,",
             opt.commit ? opt.commit : "", un.release, sysconf(_SC_NPROCESSORS_ONLN));
     fprintf(f, "\"params\":{\"users\":%u,\"contacts\":%u,\"seed\":%" PRIu64 ",\"threads\":%u,"
                "\"sources\":%u,\"login_rate\":%.0f,\"login_window\":%u,\"initial_rate\":%.0f,"
-               "\"duration_s\":%.3f,\"settle_s\":%.3f,\"iterations\":%u},",
+               "\"duration_s\":%.3f,\"settle_s\":%.3f,\"iterations\":%u,\"msg_rate\":%.3f},",
             opt.users, graph.degree, opt.seed, opt.threads, opt.sources, opt.login_rate,
-            opt.login_window, opt.initial_rate, opt.duration_s, opt.settle_s, opt.iterations);
+            opt.login_window, opt.initial_rate, opt.duration_s, opt.settle_s, opt.iterations,
+            opt.msg_rate);
     fprintf(f, "\"login\":{\"bound\":%" PRIu64 ",\"seconds\":%.6f,\"per_s\":%.1f,", tot.bound,
             login_s, login_s > 0 ? (double)tot.bound / login_s : 0);
     pb_json_lat(f, "latency_ms", &tot.login, 1e6);
@@ -1550,13 +1860,23 @@ static int pb_report_json(void)
                 (double)s->lag_max_ns / 1e3, (double)s->receives / opt.duration_s,
                 s->receives ? (double)s->in_window / (double)s->receives : 0);
         pb_json_lat(f, "latency_us", &tot.stage[k], 1e3);
-        fputc(',', f);
+        fprintf(f, ",\"messages\":{\"offered_per_s\":%.3f,\"sent\":%" PRIu64
+                   ",\"delivered\":%" PRIu64 ",\"delivered_per_s\":%.1f,",
+                opt.msg_rate, s->msgs_sent, s->msgs_delivered,
+                (double)s->msgs_in_window / opt.duration_s);
+        pb_json_lat(f, "latency_us", &s->msg_lat, 1e3);
+        fputs("},", f);
         pb_json_use(f, &use_stage[k]);
         fputc('}', f);
     }
-    fputs("],\"logout\":{", f);
+    fprintf(f, "],\"logout\":{\"closed\":%" PRIu64 ",\"seconds\":%.6f,\"per_s\":%.1f,",
+            tot.logout_closed, logout_s, logout_s > 0 ? (double)tot.logout_closed / logout_s : 0);
+    pb_json_lat(f, "latency_ms", &tot.logout, 1e6);
+    fputc(',', f);
     pb_json_use(f, &use_logout);
-    fputs("},\"errors\":{", f);
+    fputs("},", f);
+    pb_json_series(f);
+    fputs(",\"errors\":{", f);
     bool first = true;
     for (unsigned e = 0; e < PB_ERR_COUNT; e++)
         if (tot.errors[e]) {
@@ -1634,8 +1954,14 @@ static int pb_run(void)
         pb_hist_init(&w->login_lat);
         pb_hist_init(&w->roster_lat);
         pb_hist_init(&w->initial_lat);
-        for (unsigned k = 0; k < opt.n_rates; k++)
+        pb_hist_init(&w->logout_lat);
+        for (unsigned k = 0; k < opt.n_rates; k++) {
             pb_hist_init(&w->stage[k].lat);
+            pb_hist_init(&w->stage[k].msg_lat);
+        }
+        w->series = calloc(1, sizeof(*w->series));
+        if (!w->series)
+            return 1;
     }
     for (unsigned k = 0; k < PB_STAGES_MAX; k++)
         atomic_init(&g.stage_t1[k], UINT64_MAX);
@@ -1646,6 +1972,12 @@ static int pb_run(void)
     pb_sleep_ms(50);
     pb_sample_t s0 = pb_sample();
     rss_before_kib = s0.server_rss_kib;
+    g.t0 = s0.t_ns;
+    smp.s[0] = s0;
+    smp.phase[0] = PB_PH_INIT;
+    smp.n = 1;
+    if (pthread_create(&smp.thread, NULL, pb_sampler_main, NULL) != 0)
+        return 1;
     fprintf(stderr, "presbench: login %u users...\n", opt.users);
     pb_set_phase(PB_PH_LOGIN);
     pb_wait_for(pr_login, opt.users);
@@ -1706,9 +2038,12 @@ static int pb_run(void)
     pb_wait_for(pr_logout, owed);
     pb_sample_t s5 = pb_sample();
     use_logout = pb_use("logout", s4, s5);
-    logout_s = use_logout.wall_s;
     if (opt.server_pid > 0)
         rss_hwm_kib = pb_status_kib(opt.server_pid, "VmHWM");
+    atomic_store_explicit(&smp.stop, true, memory_order_relaxed);
+    pthread_join(smp.thread, NULL);
+    smp.phase[smp.n] = PB_PH_LOGOUT;
+    smp.s[smp.n++] = pb_sample();       /* the last, partial second */
     pb_set_phase(PB_PH_EXIT);
     for (unsigned t = 0; t < opt.threads; t++)
         pthread_join(g.workers[t].thread, NULL);
@@ -1733,7 +2068,8 @@ static void pb_usage(void)
             "       presbench xmpp run --port P [--host A] [--users N] [--contacts K] [--seed S]\n"
             "                [--domain D] [--password P] [--threads T] [--sources S]\n"
             "                [--login-rate R] [--login-window W] [--initial-rate R]\n"
-            "                [--rates R1,R2,...] [--duration S] [--settle S] [--quiet S]\n"
+            "                [--rates R1,R2,...] [--msg-rate M] [--duration S] [--settle S]\n"
+            "                [--quiet S] [--label L]\n"
             "                [--idle S]\n"
             "                [--phase-timeout S] [--server-pid PID] [--json FILE] [--commit C]\n"
             "exit: 0 done, 2 usage, 3 done with errors, 1 could not run\n");
@@ -1782,6 +2118,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--login-window")) opt.login_window = (unsigned)atoi(v);
         else if (!strcmp(a, "--initial-rate")) opt.initial_rate = atof(v);
         else if (!strcmp(a, "--rates")) pb_parse_rates(v);
+        else if (!strcmp(a, "--msg-rate")) opt.msg_rate = atof(v);
+        else if (!strcmp(a, "--label")) opt.label = v;
         else if (!strcmp(a, "--duration")) opt.duration_s = atof(v);
         else if (!strcmp(a, "--settle")) opt.settle_s = atof(v);
         else if (!strcmp(a, "--quiet")) opt.quiet_s = atof(v);

@@ -1,0 +1,124 @@
+"""presbench, the XMPP load generator, against a real presenced at small N:
+accounts provisioned through presencectl import, then every phase of a run
+(login storm, rosters, initial presence, presence and message stages, logout
+storm) with its JSON report checked for zero errors, every login bound,
+every offered delivery delivered and latencies that make sense."""
+import json
+import os
+import subprocess
+
+import harness
+from harness import Node
+
+PRESENCECTL = os.path.join(harness.BUILD, "presencectl")
+PRESBENCH = os.path.join(harness.BUILD, "bench", "presbench")
+
+USERS = 60
+CONTACTS = 6
+# The node reads SCRAM keys from the import; no plaintext TLS-less login
+# would pass the default require_tls.
+CONFIG = "[xmpp]\nrequire_tls = false\n"
+
+
+def presbench(*args, timeout=120):
+    out = subprocess.run([PRESBENCH] + [str(a) for a in args], capture_output=True, text=True,
+                         timeout=timeout)
+    return out
+
+
+def provision(node, users=USERS, contacts=CONTACTS):
+    path = os.path.join(node.tmp, "users.jsonl")
+    out = presbench("xmpp", "provision", "--users", users, "--contacts", contacts,
+                    "--out", path)
+    assert out.returncode == 0, out.stderr
+    imp = subprocess.run([PRESENCECTL, "--admin", "127.0.0.1:%d" % node.admin_port, "import",
+                          path], capture_output=True, text=True, timeout=120)
+    assert imp.returncode == 0, imp.stderr
+
+
+def check_lat(lat, n, hi):
+    """A latency block: n samples, ordered percentiles, all above 0 and below hi."""
+    assert lat["n"] == n, lat
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p999"] <= lat["max"] < hi, lat
+
+
+def run_json(node, *extra, users=USERS, contacts=CONTACTS):
+    path = os.path.join(node.tmp, "run.json")
+    out = presbench("xmpp", "run", "--port", node.xmpp_port, "--users", users, "--contacts",
+                    contacts, "--threads", 2, "--duration", 2, "--settle", 0.3, "--quiet", 0.5,
+                    "--server-pid", node.proc.pid, "--json", path, "--label", "presenced",
+                    *extra)
+    assert out.returncode == 0, "presbench exited %d:\n%s\n%s" % (out.returncode, out.stdout,
+                                                                 out.stderr)
+    with open(path) as f:
+        return json.load(f), out.stdout
+
+
+def test_run_every_phase():
+    node = Node(config=CONFIG).wait_ready()
+    try:
+        provision(node)
+        r, table = run_json(node, "--rates", "100,300", "--msg-rate", "50")
+        assert r["label"] == "presenced", r.get("label")
+        assert r["errors"] == {}, r["errors"]
+        assert "errors: none" in table, table
+        assert r["login"]["bound"] == USERS, r["login"]
+        check_lat(r["login"]["latency_ms"], USERS, 10000)
+        assert r["roster"]["fetched"] == USERS, r["roster"]
+        # Each user hears each contact's initial presence once: by broadcast
+        # when it was online first, else by the answer to its probe.
+        assert r["initial"]["delivered"] >= USERS * CONTACTS, r["initial"]
+        assert len(r["stages"]) == 2
+        for st, rate in zip(r["stages"], (100, 300)):
+            assert st["rate"] == rate
+            # 2 s at the rate, give or take the first and last tick.
+            assert abs(st["changes"] - 2 * rate) <= rate * 0.1 + 2, st
+            assert st["expected"] == st["changes"] * CONTACTS, st
+            assert st["delivered"] == st["expected"], st
+            check_lat(st["latency_us"], st["delivered"], 2e6)
+            m = st["messages"]
+            assert abs(m["sent"] - 2 * 50) <= 7, m
+            assert m["delivered"] == m["sent"], m
+            check_lat(m["latency_us"], m["delivered"], 2e6)
+            assert m["delivered_per_s"] > 0, m
+            assert st["server_cores"] >= 0 and st["server_rss_kib"] > 0, st
+        lo = r["logout"]
+        assert lo["closed"] == USERS, lo
+        assert 0 < lo["seconds"] < 10 and lo["per_s"] > 0, lo
+        # One sample a second, each with the node's CPU and memory.
+        ts = r["timeseries"]
+        assert len(ts) >= 4, ts
+        assert all(s["server_rss_kib"] > 0 for s in ts), ts
+        assert sum(s["logins"] for s in ts) == USERS, ts
+        assert sum(s["deliveries"] for s in ts) >= sum(st["delivered"] for st in r["stages"])
+        assert sum(s["messages"] for s in ts) == sum(st["messages"]["delivered"]
+                                                      for st in r["stages"])
+        assert sum(s["logouts"] for s in ts) == USERS, ts
+        staged = [s for s in ts if s["phase"].startswith("stage")]
+        assert staged and all(0 < s["lat_p50_us"] <= s["lat_p99_us"] < 2e6 for s in staged), ts
+        assert all(0 < s["msg_p50_us"] <= s["msg_p99_us"] < 2e6 for s in staged), ts
+    finally:
+        node.stop()
+        node.cleanup()
+
+
+def test_errors_are_reported():
+    """A run against accounts that do not exist fails every login and says so:
+    the smoke test above would catch nothing if errors went uncounted."""
+    node = Node(config=CONFIG).wait_ready()
+    try:
+        path = os.path.join(node.tmp, "run.json")
+        out = presbench("xmpp", "run", "--port", node.xmpp_port, "--users", 10, "--contacts", 2,
+                        "--rates", "10", "--duration", 1, "--quiet", 0.3, "--json", path)
+        assert out.returncode == 3, (out.returncode, out.stderr)
+        with open(path) as f:
+            r = json.load(f)
+        assert r["errors"].get("sasl_failure") == 10, r["errors"]
+        assert r["login"]["bound"] == 0
+    finally:
+        node.stop()
+        node.cleanup()
+
+
+if __name__ == "__main__":
+    harness.run([test_run_every_phase, test_errors_are_reported])
