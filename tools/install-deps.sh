@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# install-deps.sh [build|test] - installs the Debian 12 packages presenced
-# needs to build and run ("build", the default) or also to test ("test").
+# install-deps.sh [build|test|bench] - installs the Debian 12 packages
+# presenced needs to build and run ("build", the default), also to test
+# ("test"), or also to run the side-by-side benchmarks against Prosody,
+# ejabberd and Kamailio ("bench", see bench/README.md).
 # Installs only what is missing; uses sudo when not root. Non-interactive.
+# The peers' packages start their distro services where an init system runs
+# them: "bench" stops those and disables them, so that bench/compare starts
+# each peer itself on free loopback ports and nothing else holds 5222/5060.
 set -euo pipefail
 
 build_pkgs=(
@@ -19,10 +24,42 @@ test_pkgs=(
     libck-dev                   # Concurrency Kit: the mailbox benchmark's peer
 )
 
+bench_pkgs=(
+    prosody lua-dbi-sqlite3     # XMPP peer; sqlite storage for its provisioning
+    ejabberd                    # XMPP peer (its sql backend uses sqlite3)
+    erlang-p1-sqlite3
+    kamailio kamailio-presence-modules kamailio-sqlite-modules  # SIP peer
+    sqlite3 gnuplot-nox curl python3 procps
+)
+
+mode=${1:-build}
 want=("${build_pkgs[@]}")
-if [ "${1:-build}" = test ]; then
-    want+=("${test_pkgs[@]}")
-fi
+case $mode in
+    build) ;;
+    test) want+=("${test_pkgs[@]}") ;;
+    bench) want+=("${bench_pkgs[@]}") ;;
+    *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+esac
+
+# Distro services of the peers: stopped and kept from starting again, by
+# whichever init system is there (none in a bare container).
+stop_peer_services() {
+    local s
+    for s in prosody ejabberd kamailio; do
+        if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+            "${sudo[@]}" systemctl disable --now "$s" >/dev/null 2>&1 || true
+        elif [ -x "/etc/init.d/$s" ]; then
+            "${sudo[@]}" "/etc/init.d/$s" stop >/dev/null 2>&1 || true
+            command -v update-rc.d >/dev/null && "${sudo[@]}" update-rc.d "$s" disable \
+                >/dev/null 2>&1 || true
+        fi
+    done
+    # ejabberd's package starts epmd and the node as user ejabberd; a leftover
+    # node would hold 5222 and 5280.
+    if pgrep -u ejabberd beam.smp >/dev/null 2>&1; then
+        "${sudo[@]}" su ejabberd -s /bin/sh -c 'ejabberdctl stop' >/dev/null 2>&1 || true
+    fi
+}
 
 missing=()
 for p in "${want[@]}"; do
@@ -30,14 +67,31 @@ for p in "${want[@]}"; do
         missing+=("$p")
     fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "install-deps: installing ${missing[*]}" >&2
 sudo=()
-if [ "$(id -u)" -ne 0 ]; then
+if [ ${#missing[@]} -ne 0 ] && [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null || { echo "install-deps: need root or sudo for apt-get" >&2; exit 1; }
     sudo=(sudo -n)
 fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+if [ ${#missing[@]} -ne 0 ]; then
+    echo "install-deps: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    # policy-rc.d 101: packages do not start their services while installing
+    # (they would take the XMPP and SIP ports); removed afterwards.
+    prc=/usr/sbin/policy-rc.d
+    own_prc=0
+    if [ "$mode" = bench ] && [ ! -e $prc ]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee $prc >/dev/null
+        "${sudo[@]}" chmod 755 $prc
+        own_prc=1
+    fi
+    rc=0
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${missing[@]}" >&2 || rc=$?
+    [ $own_prc = 1 ] && "${sudo[@]}" rm -f $prc
+    [ $rc = 0 ] || exit $rc
+fi
+if [ "$mode" = bench ]; then
+    stop_peer_services
+fi
