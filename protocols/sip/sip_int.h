@@ -52,16 +52,30 @@ typedef struct sip_aor {
 struct sip_pres;
 struct sip_ctxn;
 
+/* A chained hash table of nodes whose first member is their next pointer and
+ * whose key is a NUL-terminated array key_off bytes in. It doubles when it
+ * holds more nodes than buckets: a node with 250,000 subscriptions holds as
+ * many server transactions during their set-up, and fixed tables made every
+ * request walk chains dozens long. */
+typedef struct {
+    void **slots;
+    unsigned n;                 /* a power of two */
+    unsigned count;
+    size_t key_off;
+} sip_table_t;
+
+void sip_table_init(sip_table_t *t, unsigned n, size_t key_off);
+void sip_table_fini(sip_table_t *t);
+void *sip_table_find(const sip_table_t *t, const char *key);
+void sip_table_add(sip_table_t *t, void *node);
+void sip_table_del(sip_table_t *t, void *node);
+
 typedef struct sip_shard {
     shard_t *sh;
-    sip_txn_t **txns;
-    unsigned n_txn_buckets;
-    sip_aor_t **aors;
-    unsigned n_aor_buckets;
-    struct sip_pres **pres;     /* presentities with publications or watchers here */
-    unsigned n_pres_buckets;
-    struct sip_ctxn **ctxns;    /* our requests (NOTIFY) waiting for a response */
-    unsigned n_ctxn_buckets;
+    sip_table_t txns;           /* sip_txn_t by key */
+    sip_table_t aors;           /* sip_aor_t by key */
+    sip_table_t pres;           /* presentities with publications or watchers here */
+    sip_table_t ctxns;          /* our requests (NOTIFY...) waiting for a response, by branch */
     struct sip_line *lines;     /* phone lines the gateway watches for users homed here */
     uint64_t next_id;
     sip_msg_t msg;              /* the message being handled (6 KiB: not on the stack) */
@@ -91,7 +105,6 @@ int sip_aor_key(str_t uri_text, char *out, size_t cap);
 bool sip_account_exists(shard_t *sh, const char *key);
 /* The user's current contact bindings (expired ones dropped), or NULL. */
 sip_aor_t *sip_bindings(shard_t *sh, const char *key);
-unsigned sip_bucket(const char *key, size_t len, unsigned n);
 
 /* sip_presence.c, on the presentity's home shard: out gets the response. */
 void sip_publish(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out);
@@ -124,6 +137,8 @@ void sip_gateway_fini(sip_shard_t *ss);
  * requests; true when it was ours. */
 bool sip_client_response(shard_t *sh, const sip_msg_t *m);
 void sip_presence_register(void);
+/* The presence tables of a new SIP shard. */
+void sip_presence_init(sip_shard_t *ss);
 void sip_presence_fini(sip_shard_t *ss);
 
 #endif

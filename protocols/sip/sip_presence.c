@@ -87,19 +87,15 @@ typedef struct sip_pres {
 
 static sip_pres_t *sip_pres_find(sip_shard_t *ss, const char *key, bool create)
 {
-    unsigned b = sip_bucket(key, strlen(key), ss->n_pres_buckets);
-    for (sip_pres_t *p = ss->pres[b]; p; p = p->next)
-        if (!strcmp(p->key, key))
-            return p;
-    if (!create)
-        return NULL;
+    sip_pres_t *found = sip_table_find(&ss->pres, key);
+    if (found || !create)
+        return found;
     sip_pres_t *p = calloc(1, sizeof(*p) + strlen(key) + 1);
     if (!p)
         PANIC("out of memory adding a presentity");
     strcpy(p->key, key);
     p->sh = ss->sh;
-    p->next = ss->pres[b];
-    ss->pres[b] = p;
+    sip_table_add(&ss->pres, p);
     return p;
 }
 
@@ -107,14 +103,8 @@ static void sip_pres_forget_if_idle(sip_shard_t *ss, sip_pres_t *p)
 {
     if (!p || p->pubs || p->subs)
         return;
-    unsigned b = sip_bucket(p->key, strlen(p->key), ss->n_pres_buckets);
-    for (sip_pres_t **q = &ss->pres[b]; *q; q = &(*q)->next) {
-        if (*q == p) {
-            *q = p->next;
-            free(p);
-            return;
-        }
-    }
+    sip_table_del(&ss->pres, p);
+    free(p);
 }
 
 static void sip_pub_free(sip_pub_t *pub)
@@ -197,13 +187,7 @@ typedef struct sip_ctxn {
 
 static void sip_ctxn_unlink(sip_shard_t *ss, sip_ctxn_t *c)
 {
-    unsigned b = sip_bucket(c->branch, strlen(c->branch), ss->n_ctxn_buckets);
-    for (sip_ctxn_t **p = &ss->ctxns[b]; *p; p = &(*p)->next) {
-        if (*p == c) {
-            *p = c->next;
-            break;
-        }
-    }
+    sip_table_del(&ss->ctxns, c);
     timer_cancel(shard_timers(ss->sh), &c->timer);
     free(c->user);
     free(c->from);
@@ -329,9 +313,7 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     timer_init(&c->timer, sip_ctxn_timer);
     timer_arm(shard_timers(sh), &c->timer,
               c->origin.stream ? c->deadline_ms : shard_now_ms(sh) + c->interval_ms);
-    unsigned bk = sip_bucket(c->branch, strlen(c->branch), ss->n_ctxn_buckets);
-    c->next = ss->ctxns[bk];
-    ss->ctxns[bk] = c;
+    sip_table_add(&ss->ctxns, c);
     sip_send(sh, &c->origin, b.data, b.len);
     if (c->kind == OUT_NOTIFY)
         metric_inc(shard_metrics(sh), sip_mid.notifies);
@@ -369,10 +351,8 @@ bool sip_client_response(shard_t *sh, const sip_msg_t *m)
         return false;
     memcpy(branch, m->via.branch.ptr, m->via.branch.len);
     branch[m->via.branch.len] = 0;
-    unsigned bk = sip_bucket(branch, strlen(branch), ss->n_ctxn_buckets);
-    for (sip_ctxn_t *c = ss->ctxns[bk]; c; c = c->next) {
-        if (strcmp(c->branch, branch))
-            continue;
+    sip_ctxn_t *c = sip_table_find(&ss->ctxns, branch);
+    if (c) {
         if (m->status < 200)
             return true;        /* provisional: keep waiting (Timer F still runs) */
         if (c->kind == OUT_SUBSCRIBE)
@@ -1058,10 +1038,16 @@ void sip_presence_register(void)
     pidf_global_init();
 }
 
+void sip_presence_init(sip_shard_t *ss)
+{
+    sip_table_init(&ss->pres, 1024, offsetof(sip_pres_t, key));
+    sip_table_init(&ss->ctxns, 1024, offsetof(sip_ctxn_t, branch));
+}
+
 void sip_presence_fini(sip_shard_t *ss)
 {
-    for (unsigned i = 0; i < ss->n_pres_buckets; i++) {
-        for (sip_pres_t *p = ss->pres[i], *n; p; p = n) {
+    for (unsigned i = 0; i < ss->pres.n; i++) {
+        for (sip_pres_t *p = ss->pres.slots[i], *n; p; p = n) {
             n = p->next;
             for (sip_pub_t *pub = p->pubs, *pn; pub; pub = pn) {
                 pn = pub->next;
@@ -1074,8 +1060,8 @@ void sip_presence_fini(sip_shard_t *ss)
             free(p);
         }
     }
-    for (unsigned i = 0; i < ss->n_ctxn_buckets; i++) {
-        for (sip_ctxn_t *c = ss->ctxns[i], *n; c; c = n) {
+    for (unsigned i = 0; i < ss->ctxns.n; i++) {
+        for (sip_ctxn_t *c = ss->ctxns.slots[i], *n; c; c = n) {
             n = c->next;
             free(c->user);
             free(c->from);

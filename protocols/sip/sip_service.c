@@ -143,15 +143,15 @@ int sip_service_configure(const sip_service_config_t *cfg)
 static void sip_shard_fini(void *p)
 {
     sip_shard_t *ss = p;
-    for (unsigned i = 0; i < ss->n_txn_buckets; i++) {
-        for (sip_txn_t *t = ss->txns[i], *n; t; t = n) {
+    for (unsigned i = 0; i < ss->txns.n; i++) {
+        for (sip_txn_t *t = ss->txns.slots[i], *n; t; t = n) {
             n = t->next;
             buf_fini(&t->response);
             free(t);
         }
     }
-    for (unsigned i = 0; i < ss->n_aor_buckets; i++) {
-        for (sip_aor_t *a = ss->aors[i], *n; a; a = n) {
+    for (unsigned i = 0; i < ss->aors.n; i++) {
+        for (sip_aor_t *a = ss->aors.slots[i], *n; a; a = n) {
             n = a->next;
             for (unsigned k = 0; k < a->n; k++) {
                 free(a->b[k].contact);
@@ -162,10 +162,10 @@ static void sip_shard_fini(void *p)
     }
     sip_presence_fini(ss);
     sip_gateway_fini(ss);
-    free(ss->txns);
-    free(ss->aors);
-    free(ss->pres);
-    free(ss->ctxns);
+    sip_table_fini(&ss->txns);
+    sip_table_fini(&ss->aors);
+    sip_table_fini(&ss->pres);
+    sip_table_fini(&ss->ctxns);
     free(ss);
 }
 
@@ -177,16 +177,9 @@ sip_shard_t *sip_of(shard_t *sh)
         if (!ss)
             PANIC("out of memory creating the SIP service");
         ss->sh = sh;
-        ss->n_txn_buckets = 4096;
-        ss->n_aor_buckets = 4096;
-        ss->n_pres_buckets = 4096;
-        ss->n_ctxn_buckets = 1024;
-        ss->txns = calloc(ss->n_txn_buckets, sizeof(*ss->txns));
-        ss->aors = calloc(ss->n_aor_buckets, sizeof(*ss->aors));
-        ss->pres = calloc(ss->n_pres_buckets, sizeof(*ss->pres));
-        ss->ctxns = calloc(ss->n_ctxn_buckets, sizeof(*ss->ctxns));
-        if (!ss->txns || !ss->aors || !ss->pres || !ss->ctxns)
-            PANIC("out of memory creating the SIP service");
+        sip_table_init(&ss->txns, 1024, offsetof(sip_txn_t, key));
+        sip_table_init(&ss->aors, 1024, offsetof(sip_aor_t, key));
+        sip_presence_init(ss);
         shard_set_slot(sh, SHARD_SLOT_SIP, ss, sip_shard_fini);
     }
     return ss;
@@ -208,9 +201,81 @@ void sip_send(shard_t *sh, const sip_origin_t *o, const void *data, size_t len)
 
 /* --- transactions --- */
 
-unsigned sip_bucket(const char *key, size_t len, unsigned n)
+/* --- tables --- */
+
+static const char *sip_table_key(const sip_table_t *t, const void *node)
 {
-    return (unsigned)(route_hash(key, len) % n);
+    return (const char *)node + t->key_off;
+}
+
+static void **sip_table_slot(const sip_table_t *t, const char *key)
+{
+    return &t->slots[route_hash(key, strlen(key)) & (t->n - 1)];
+}
+
+void sip_table_init(sip_table_t *t, unsigned n, size_t key_off)
+{
+    t->slots = calloc(n, sizeof(*t->slots));
+    if (!t->slots)
+        PANIC("out of memory creating a SIP table");
+    t->n = n;
+    t->count = 0;
+    t->key_off = key_off;
+}
+
+void sip_table_fini(sip_table_t *t)
+{
+    free(t->slots);
+    t->slots = NULL;
+    t->n = t->count = 0;
+}
+
+void *sip_table_find(const sip_table_t *t, const char *key)
+{
+    for (void *node = *sip_table_slot(t, key); node; node = *(void **)node)
+        if (!strcmp(sip_table_key(t, node), key))
+            return node;
+    return NULL;
+}
+
+static void sip_table_grow(sip_table_t *t)
+{
+    sip_table_t bigger = *t;
+    bigger.n = t->n * 2;
+    bigger.slots = calloc(bigger.n, sizeof(*bigger.slots));
+    if (!bigger.slots)
+        return;     /* longer chains, still correct */
+    for (unsigned i = 0; i < t->n; i++) {
+        for (void *node = t->slots[i], *next; node; node = next) {
+            next = *(void **)node;
+            void **slot = sip_table_slot(&bigger, sip_table_key(t, node));
+            *(void **)node = *slot;
+            *slot = node;
+        }
+    }
+    free(t->slots);
+    *t = bigger;
+}
+
+void sip_table_add(sip_table_t *t, void *node)
+{
+    if (t->count >= t->n)
+        sip_table_grow(t);
+    void **slot = sip_table_slot(t, sip_table_key(t, node));
+    *(void **)node = *slot;
+    *slot = node;
+    t->count++;
+}
+
+void sip_table_del(sip_table_t *t, void *node)
+{
+    for (void **p = sip_table_slot(t, sip_table_key(t, node)); *p; p = (void **)*p) {
+        if (*p == node) {
+            *p = *(void **)node;
+            t->count--;
+            return;
+        }
+    }
 }
 
 /* RFC 3261 §17.2.3: branch, sent-by and method (ACK matches its INVITE). */
@@ -230,25 +295,14 @@ static int sip_txn_key(const sip_msg_t *m, buf_t *out)
 
 static sip_txn_t *sip_txn_find(sip_shard_t *ss, const char *key)
 {
-    unsigned b = sip_bucket(key, strlen(key), ss->n_txn_buckets);
-    for (sip_txn_t *t = ss->txns[b]; t; t = t->next)
-        if (!strcmp(t->key, key))
-            return t;
-    return NULL;
+    return sip_table_find(&ss->txns, key);
 }
 
 static void sip_txn_expired(timer_wheel_t *w, timer_ent_t *te)
 {
     (void)w;
     sip_txn_t *t = container_of(te, sip_txn_t, timer);
-    sip_shard_t *ss = t->ss;
-    unsigned b = sip_bucket(t->key, strlen(t->key), ss->n_txn_buckets);
-    for (sip_txn_t **p = &ss->txns[b]; *p; p = &(*p)->next) {
-        if (*p == t) {
-            *p = t->next;
-            break;
-        }
-    }
+    sip_table_del(&t->ss->txns, t);
     buf_fini(&t->response);
     free(t);
 }
@@ -264,9 +318,7 @@ static sip_txn_t *sip_txn_add(sip_shard_t *ss, const char *key)
     buf_init(&t->response);
     timer_init(&t->timer, sip_txn_expired);
     timer_arm(shard_timers(ss->sh), &t->timer, shard_now_ms(ss->sh) + SIP_TIMER_J_MS);
-    unsigned b = sip_bucket(key, len, ss->n_txn_buckets);
-    t->next = ss->txns[b];
-    ss->txns[b] = t;
+    sip_table_add(&ss->txns, t);
     return t;
 }
 
@@ -350,18 +402,14 @@ int sip_aor_key(str_t uri_text, char *out, size_t cap)
 
 static sip_aor_t *sip_aor(sip_shard_t *ss, const char *key, bool create)
 {
-    unsigned b = sip_bucket(key, strlen(key), ss->n_aor_buckets);
-    for (sip_aor_t *a = ss->aors[b]; a; a = a->next)
-        if (!strcmp(a->key, key))
-            return a;
-    if (!create)
-        return NULL;
+    sip_aor_t *found = sip_table_find(&ss->aors, key);
+    if (found || !create)
+        return found;
     sip_aor_t *a = calloc(1, sizeof(*a) + strlen(key) + 1);
     if (!a)
         PANIC("out of memory adding a registration");
     strcpy(a->key, key);
-    a->next = ss->aors[b];
-    ss->aors[b] = a;
+    sip_table_add(&ss->aors, a);
     return a;
 }
 
@@ -512,13 +560,8 @@ static void sip_register(shard_t *sh, const sip_msg_t *m, const sip_origin_t *o,
     sip_write(m, 200, NULL, (const char *)h.data, out);
     buf_fini(&h);
     if (a && !a->n) {
-        unsigned b = sip_bucket(a->key, strlen(a->key), ss->n_aor_buckets);
-        for (sip_aor_t **p = &ss->aors[b]; *p; p = &(*p)->next)
-            if (*p == a) {
-                *p = a->next;
-                free(a);
-                break;
-            }
+        sip_table_del(&ss->aors, a);
+        free(a);
     }
 }
 
