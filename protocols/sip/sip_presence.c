@@ -431,22 +431,35 @@ static void sip_winfo_body(sip_pres_t *p, sip_sub_t *s, buf_t *out)
     free(ws);
 }
 
-static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
+/* The presentity's PIDF document: one tuple per source (DESIGN.md §3). */
+static void sip_pidf_body(shard_t *sh, const sip_pres_t *p, buf_t *body)
+{
+    sip_src_list_t l = { .n = 0 };
+    pres_sources(sh, str_from_cstr(p->key), sip_collect, &l);
+    char entity[640];
+    snprintf(entity, sizeof(entity), "sip:%s", p->key);
+    if (pidf_encode_presence(body, str_from_cstr(entity), l.src, l.n, false) < 0)
+        body->len = 0;
+}
+
+/* A NOTIFY in s's dialog. pidf: the presentity's document when the caller
+ * made it already (one per change, whatever the number of watchers), or NULL. */
+static void sip_notify_pidf(shard_t *sh, sip_sub_t *s, const char *terminated_reason,
+                            const buf_t *pidf)
 {
     sip_pres_t *p = s->pres;
     uint64_t now = shard_now_ms(sh);
-    buf_t b, body;
+    buf_t b, own;
     buf_init(&b);
-    buf_init(&body);
+    buf_init(&own);
+    const buf_t *body = &own;
     if (s->winfo && !terminated_reason) {
-        sip_winfo_body(p, s, &body);
+        sip_winfo_body(p, s, &own);
     } else if (s->state == SUB_ACTIVE && !terminated_reason) {
-        sip_src_list_t l = { .n = 0 };
-        pres_sources(sh, str_from_cstr(p->key), sip_collect, &l);
-        char entity[640];
-        snprintf(entity, sizeof(entity), "sip:%s", p->key);
-        if (pidf_encode_presence(&body, str_from_cstr(entity), l.src, l.n, false) < 0)
-            body.len = 0;
+        if (pidf)
+            body = pidf;
+        else
+            sip_pidf_body(sh, p, &own);
     }
     buf_printf(&b, "NOTIFY %s SIP/2.0\r\n", s->target);
     if (s->routes)
@@ -468,11 +481,11 @@ static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
     else
         buf_printf(&b, "Subscription-State: %s;expires=%u\r\n",
                    s->state == SUB_ACTIVE ? "active" : "pending", left);
-    if (body.len)
+    if (body->len)
         buf_append_str(&b, s->winfo ? "Content-Type: " WINFO_CONTENT_TYPE "\r\n"
                                     : "Content-Type: " PIDF_CONTENT_TYPE "\r\n");
-    buf_printf(&b, "Content-Length: %zu\r\n\r\n", body.len);
-    buf_append(&b, body.data, body.len);
+    buf_printf(&b, "Content-Length: %zu\r\n\r\n", body->len);
+    buf_append(&b, body->data, body->len);
     sip_out_t *o = malloc(sizeof(*o) + b.len);
     if (!o)
         PANIC("out of memory composing a NOTIFY");
@@ -491,7 +504,12 @@ static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
         free(o);
     }
     buf_fini(&b);
-    buf_fini(&body);
+    buf_fini(&own);
+}
+
+static void sip_notify(shard_t *sh, sip_sub_t *s, const char *terminated_reason)
+{
+    sip_notify_pidf(sh, s, terminated_reason, NULL);
 }
 
 /* --- subscriptions --- */
@@ -1001,9 +1019,19 @@ static void sip_on_presence(shard_t *sh, str_t user, pres_provider_t from)
     memcpy(key, user.ptr, user.len);
     key[user.len] = 0;
     sip_pres_t *p = sip_pres_find(sip_of(sh), key, false);
-    for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next)
-        if (s->state == SUB_ACTIVE && !s->winfo)
-            sip_notify(sh, s, NULL);
+    buf_t pidf;
+    buf_init(&pidf);
+    bool made = false;
+    for (sip_sub_t *s = p ? p->subs : NULL; s; s = s->next) {
+        if (s->state != SUB_ACTIVE || s->winfo)
+            continue;
+        if (!made) {
+            sip_pidf_body(sh, p, &pidf);
+            made = true;
+        }
+        sip_notify_pidf(sh, s, NULL, &pidf);
+    }
+    buf_fini(&pidf);
 }
 
 static void sip_on_sub(shard_t *sh, str_t user, str_t contact, sub_state_t state)
