@@ -35,6 +35,7 @@
 #include "protocols/xmpp/xmpp_c2s.h"
 #include "protocols/xmpp/xmpp_int.h"
 #include "protocols/xmpp/xmpp_jid.h"
+#include "protocols/xmpp/xmpp_roster.h"
 
 /* Messages kept per user while it is away: beyond this the sender gets an
  * error rather than the store growing without bound. */
@@ -54,26 +55,15 @@
 
 /* --- per-shard tables --- */
 
-typedef struct sm_contact {
-    char *key;                  /* contact's bare JID */
-    sub_state_t sub;
-    bool online;                /* known to have an available session */
-    uint16_t home;              /* the contact's home shard */
-    char *name;                 /* NULL: none */
-    char **groups;
-    unsigned n_groups;
-} sm_contact_t;
-
 typedef struct sm_user {
     struct sm_user *next;       /* hash chain */
-    char *key;
     xmpp_sess_t *sessions;
-    bool contacts_loaded;
-    sm_contact_t *contacts;
-    unsigned n_contacts, cap_contacts;
+    xmpp_roster_t *roster;      /* the contact list, once loaded */
     uint64_t roster_ver;
     char **blocked;             /* XEP-0191 entries: domain, bare or full JIDs */
     unsigned n_blocked;
+    bool contacts_loaded;       /* roster, roster_ver and blocked are read */
+    char key[];                 /* the bare JID */
 } sm_user_t;
 
 typedef struct sm_out {         /* a stanza not yet acknowledged (XEP-0198) */
@@ -92,7 +82,7 @@ struct xmpp_sess {
     xmpp_sess_t *next;
     sm_user_t *user;
     c2s_t *c2s;                 /* NULL while waiting for resumption */
-    char *resource;
+    const char *resource;       /* points into full */
     char *full;                 /* the full JID */
     int priority;
     bool available;             /* sent initial presence */
@@ -122,24 +112,12 @@ typedef struct {
     unsigned n_users;
 } sm_t;
 
-static void sm_contact_free(sm_contact_t *c)
-{
-    free(c->key);
-    free(c->name);
-    for (unsigned g = 0; g < c->n_groups; g++)
-        free(c->groups[g]);
-    free(c->groups);
-}
-
 static void sm_user_free(sm_user_t *u)
 {
-    for (unsigned k = 0; k < u->n_contacts; k++)
-        sm_contact_free(&u->contacts[k]);
-    free(u->contacts);
+    xmpp_roster_free(u->roster);
     for (unsigned k = 0; k < u->n_blocked; k++)
         free(u->blocked[k]);
     free(u->blocked);
-    free(u->key);
     free(u);
 }
 
@@ -199,9 +177,10 @@ static sm_user_t *sm_find(sm_t *sm, str_t key, bool create)
             return u;
     if (!create)
         return NULL;
-    sm_user_t *u = calloc(1, sizeof(*u));
-    if (!u || !(u->key = strndup(key.ptr, key.len)))
+    sm_user_t *u = calloc(1, sizeof(*u) + key.len + 1);
+    if (!u)
         PANIC("out of memory adding a user");
+    memcpy(u->key, key.ptr, key.len);
     u->next = sm->buckets[b];
     sm->buckets[b] = u;
     if (++sm->n_users > sm->n_buckets)
@@ -250,24 +229,11 @@ static uint16_t sm_home_of(shard_t *sh, str_t bare)
     return (uint16_t)route_user(bare.ptr, bare.len, shard_count(sh)).shard;
 }
 
-static sm_contact_t *sm_contact_add(shard_t *sh, sm_user_t *u, str_t key)
-{
-    if (u->n_contacts == u->cap_contacts) {
-        u->cap_contacts = u->cap_contacts ? u->cap_contacts * 2 : 16;
-        u->contacts = realloc(u->contacts, sizeof(*u->contacts) * u->cap_contacts);
-        if (!u->contacts)
-            PANIC("out of memory adding a contact");
-    }
-    sm_contact_t *c = &u->contacts[u->n_contacts++];
-    memset(c, 0, sizeof(*c));
-    c->key = strndup(key.ptr, key.len);
-    c->home = sm_home_of(sh, key);
-    return c;
-}
-
 typedef struct {
     shard_t *sh;
     sm_user_t *u;
+    xmpp_roster_builder_t b;
+    contact_t c;
 } sm_load_ctx_t;
 
 static int sm_load_one(void *ctx, const void *key, size_t klen, const void *val, size_t vlen)
@@ -275,24 +241,15 @@ static int sm_load_one(void *ctx, const void *key, size_t klen, const void *val,
     sm_load_ctx_t *l = ctx;
     sm_user_t *u = l->u;
     str_t user, ck;
-    contact_t c;
     if (contact_key_split(key, klen, &user, &ck) < 0) {
         contact_version_decode(val, vlen, &u->roster_ver);
         return 0;
     }
-    if (contact_decode(val, vlen, &c) < 0) {
+    if (!ck.len || ck.len > CONTACT_KEY_MAX || contact_decode(val, vlen, &l->c) < 0) {
         LOG_RATELIMITED(LOG_LEVEL_ERROR, "damaged contact record for %s", u->key);
         return 0;
     }
-    sm_contact_t *sc = sm_contact_add(l->sh, u, ck);
-    sc->sub = c.sub;
-    sc->name = c.name.len ? strndup(c.name.ptr, c.name.len) : NULL;
-    if (c.n_groups) {
-        sc->groups = calloc(c.n_groups, sizeof(char *));
-        for (unsigned g = 0; g < c.n_groups; g++)
-            sc->groups[g] = strndup(c.groups[g].ptr, c.groups[g].len);
-        sc->n_groups = c.n_groups;
-    }
+    xmpp_roster_builder_add(&l->b, ck, sm_home_of(l->sh, ck), &l->c);
     return 0;
 }
 
@@ -331,9 +288,13 @@ static void sm_load_contacts(shard_t *sh, sm_user_t *u)
     buf_t prefix;
     buf_init(&prefix);
     contact_version_key(str_from_cstr(u->key), &prefix);
-    sm_load_ctx_t l = { sh, u };
+    sm_load_ctx_t l = { .sh = sh, .u = u };
+    xmpp_roster_builder_init(&l.b);
     stor_scan_prefix(shard_storage(sh), STOR_CF_ROSTERS, prefix.data, prefix.len, sm_load_one,
                      &l);
+    ASSERT(!u->roster);
+    u->roster = xmpp_roster_builder_finish(&l.b);
+    xmpp_roster_builder_fini(&l.b);
     prefix.len = 0;
     sm_blocked_key(&prefix, u->key, (str_t){ "", 0 });
     stor_scan_prefix(shard_storage(sh), STOR_CF_PRIVACY, prefix.data, prefix.len,
@@ -342,13 +303,11 @@ static void sm_load_contacts(shard_t *sh, sm_user_t *u)
     u->contacts_loaded = true;
 }
 
-static sm_contact_t *sm_contact(sm_user_t *u, str_t key)
+/* The contact's item, or NULL; valid until the list changes. */
+static xmpp_roster_item_t *sm_contact(sm_user_t *u, str_t key)
 {
-    for (unsigned i = 0; i < u->n_contacts; i++)
-        if (strlen(u->contacts[i].key) == key.len &&
-            memcmp(u->contacts[i].key, key.ptr, key.len) == 0)
-            return &u->contacts[i];
-    return NULL;
+    int i = xmpp_roster_find(u->roster, key);
+    return i < 0 ? NULL : xmpp_roster_item(u->roster, (unsigned)i);
 }
 
 static int sm_blocked_index(const sm_user_t *u, str_t jid)
@@ -381,7 +340,7 @@ static uint64_t sm_next_version(void)
 
 /* Writes (or deletes, when c is NULL) one contact record and bumps the
  * roster version, in this turn's batch. */
-static void sm_store_contact(shard_t *sh, sm_user_t *u, str_t ckey, const sm_contact_t *c)
+static void sm_store_contact(shard_t *sh, sm_user_t *u, str_t ckey, const contact_t *c)
 {
     stor_batch_t *b = shard_batch(sh);
     buf_t k, v;
@@ -389,10 +348,7 @@ static void sm_store_contact(shard_t *sh, sm_user_t *u, str_t ckey, const sm_con
     buf_init(&v);
     contact_key(str_from_cstr(u->key), ckey, &k);
     if (c) {
-        contact_t rec = { .sub = c->sub, .name = str_from_cstr(c->name) };
-        for (unsigned g = 0; g < c->n_groups && g < CONTACT_GROUPS_MAX; g++)
-            rec.groups[rec.n_groups++] = str_from_cstr(c->groups[g]);
-        if (contact_encode(&rec, &v) == 0)
+        if (contact_encode(c, &v) == 0)
             stor_batch_put(b, STOR_CF_ROSTERS, k.data, k.len, v.data, v.len);
     } else {
         stor_batch_delete(b, STOR_CF_ROSTERS, k.data, k.len);
@@ -407,16 +363,17 @@ static void sm_store_contact(shard_t *sh, sm_user_t *u, str_t ckey, const sm_con
     buf_fini(&v);
 }
 
-static void sm_write_item(buf_t *b, const sm_contact_t *c, bool removed)
+/* A roster item (RFC 6121 §2.1.2); c NULL: removed. */
+static void sm_write_item(buf_t *b, str_t jid, const contact_t *c)
 {
     buf_append_str(b, "<item");
-    xmpp_xml_write_attr(b, "jid", str_from_cstr(c->key));
-    if (removed) {
+    xmpp_xml_write_attr(b, "jid", jid);
+    if (!c) {
         buf_append_str(b, " subscription='remove'/>");
         return;
     }
-    if (c->name)
-        xmpp_xml_write_attr(b, "name", str_from_cstr(c->name));
+    if (c->name.len)
+        xmpp_xml_write_attr(b, "name", c->name);
     buf_printf(b, " subscription='%s'%s", sub_roster_subscription(c->sub),
                sub_roster_ask(c->sub) ? " ask='subscribe'" : "");
     if (!c->n_groups) {
@@ -426,14 +383,15 @@ static void sm_write_item(buf_t *b, const sm_contact_t *c, bool removed)
     buf_append_str(b, ">");
     for (unsigned g = 0; g < c->n_groups; g++) {
         buf_append_str(b, "<group>");
-        xmpp_xml_write_text(b, str_from_cstr(c->groups[g]));
+        xmpp_xml_write_text(b, c->groups[g]);
         buf_append_str(b, "</group>");
     }
     buf_append_str(b, "</item>");
 }
 
-/* RFC 6121 §2.1.6: a roster push to every interested resource. */
-static void sm_push(sm_user_t *u, const sm_contact_t *c, bool removed)
+/* RFC 6121 §2.1.6: a roster push to every interested resource; c NULL:
+ * the item was removed. */
+static void sm_push(sm_user_t *u, str_t jid, const contact_t *c)
 {
     buf_t b;
     buf_init(&b);
@@ -445,7 +403,7 @@ static void sm_push(sm_user_t *u, const sm_contact_t *c, bool removed)
         xmpp_xml_write_attr(&b, "to", str_from_cstr(s->full));
         buf_printf(&b, "><query xmlns='" NS_ROSTER "' ver='%llu'>",
                    (unsigned long long)u->roster_ver);
-        sm_write_item(&b, c, removed);
+        sm_write_item(&b, jid, c);
         buf_append_str(&b, "</query></iq>");
         xmpp_sess_write(s, b.data, b.len);
     }
@@ -1030,13 +988,15 @@ static void sm_fanout(shard_t *sh, sm_user_t *u, str_t from, const buf_t *bytes,
     buf_t *per = calloc(n, sizeof(*per));
     if (!per)
         PANIC("out of memory fanning out presence");
-    for (unsigned i = 0; i < u->n_contacts; i++) {
-        sm_contact_t *c = &u->contacts[i];
+    for (unsigned i = 0; i < xmpp_roster_count(u->roster); i++) {
+        const xmpp_roster_item_t *c = xmpp_roster_item(u->roster, i);
         if (!(c->sub & SUB_FROM) || (!(flags & ITEM_F_INITIAL) && !c->online))
             continue;
-        if (u->n_blocked && sm_blocks(u, str_from_cstr(c->key)))
+        str_t jid = xmpp_roster_jid(u->roster, i);
+        if (u->n_blocked && sm_blocks(u, jid))
             continue;   /* XEP-0191 §3.4: blocked contacts see us offline */
-        buf_append(&per[c->home], c->key, strlen(c->key) + 1);
+        buf_append(&per[c->home], jid.ptr, jid.len);
+        buf_append(&per[c->home], "", 1);
     }
     for (unsigned d = 0; d < n; d++) {
         if (!per[d].len)
@@ -1067,8 +1027,8 @@ static void sm_broadcast(shard_t *sh, xmpp_sess_t *s, const char *type, bool ini
     uint8_t flags = 0;
     if (initial && !sm_any_available(u, s)) {
         flags |= ITEM_F_INITIAL;
-        for (unsigned i = 0; i < u->n_contacts; i++)
-            u->contacts[i].online = false;  /* relearned from the answers */
+        for (unsigned i = 0; i < xmpp_roster_count(u->roster); i++)
+            xmpp_roster_item(u->roster, i)->online = false;  /* relearned from the answers */
     }
     if (type && !sm_any_available(u, NULL))
         flags |= ITEM_F_LAST;
@@ -1102,7 +1062,7 @@ static void sm_fanout_arrive(shard_t *sh, sm_item_t *it)
             continue;
         }
         if (it->flags & (ITEM_F_INITIAL | ITEM_F_LAST)) {
-            sm_contact_t *c = sm_contact(u, from_bare);
+            xmpp_roster_item_t *c = sm_contact(u, from_bare);
             if (c && (c->sub & SUB_FROM))
                 c->online = !(it->flags & ITEM_F_LAST);
             if (it->flags & ITEM_F_INITIAL)
@@ -1144,7 +1104,7 @@ static void sm_online_arrive(shard_t *sh, sm_item_t *it)
         return;
     const char *p = it->bytes + it->len, *end = p + it->tlen;
     for (; p < end; p += strlen(p) + 1) {
-        sm_contact_t *c = sm_contact(u, str_from_cstr(p));
+        xmpp_roster_item_t *c = sm_contact(u, str_from_cstr(p));
         if (c)
             c->online = it->kind == ITEM_ONLINE;
     }
@@ -1153,16 +1113,17 @@ static void sm_online_arrive(shard_t *sh, sm_item_t *it)
 static void sm_probe_contacts(shard_t *sh, xmpp_sess_t *s)
 {
     sm_user_t *u = s->user;
-    for (unsigned i = 0; i < u->n_contacts; i++) {
-        sm_contact_t *c = &u->contacts[i];
-        if ((c->sub & SUB_TO) && !(u->n_blocked && sm_blocks(u, str_from_cstr(c->key))))
-            sm_send_item(sh, ITEM_PROBE, 'p', str_from_cstr(c->key), sm_full(s), NULL, 0);
+    for (unsigned i = 0; i < xmpp_roster_count(u->roster); i++) {
+        const xmpp_roster_item_t *c = xmpp_roster_item(u->roster, i);
+        str_t jid = xmpp_roster_jid(u->roster, i);
+        if ((c->sub & SUB_TO) && !(u->n_blocked && sm_blocks(u, jid)))
+            sm_send_item(sh, ITEM_PROBE, 'p', jid, sm_full(s), NULL, 0);
         if (c->sub & SUB_PENDING_IN) {
             /* RFC 6121 §3.1.3: a request that waited while the user was away. */
             buf_t b;
             buf_init(&b);
             buf_append_str(&b, "<presence type='subscribe'");
-            xmpp_xml_write_attr(&b, "from", str_from_cstr(c->key));
+            xmpp_xml_write_attr(&b, "from", jid);
             buf_append_str(&b, "/>");
             xmpp_sess_write(s, b.data, b.len);
             buf_fini(&b);
@@ -1178,7 +1139,7 @@ static void sm_probe_arrive(shard_t *sh, sm_user_t *u, sm_item_t *it)
         return;
     sm_load_contacts(sh, u);
     str_t from = str_from_cstr(it->from);
-    sm_contact_t *c = sm_contact(u, sm_bare_of(from));
+    xmpp_roster_item_t *c = sm_contact(u, sm_bare_of(from));
     if (!c || !(c->sub & SUB_FROM) || (u->n_blocked && sm_blocks(u, from)))
         return;
     c->online = true;
@@ -1232,20 +1193,24 @@ static void sm_presence_to_contact(shard_t *sh, sm_user_t *u, str_t to, bool ava
 static uint8_t sm_sub_apply(shard_t *sh, sm_user_t *u, str_t contact, sub_event_t ev)
 {
     sm_load_contacts(sh, u);
-    sm_contact_t *c = sm_contact(u, contact);
-    sub_state_t old = c ? c->sub : 0;
+    if (!contact.len || contact.len > CONTACT_KEY_MAX)
+        return 0;   /* not a JID any client could have (another protocol's garbage) */
+    int at = xmpp_roster_find(u->roster, contact);
+    sub_state_t old = at >= 0 ? xmpp_roster_item(u->roster, (unsigned)at)->sub : 0;
     sub_result_t r = sub_apply(old, ev);
     if (r.state != old) {
-        if (!c)
-            c = sm_contact_add(sh, u, contact);
-        c->sub = r.state;
-        sm_store_contact(sh, u, contact, c);
-        sm_push(u, c, false);
+        contact_t c = { .sub = r.state };
+        if (at < 0)
+            at = (int)xmpp_roster_put(&u->roster, contact, sm_home_of(sh, contact), &c);
+        xmpp_roster_item(u->roster, (unsigned)at)->sub = r.state;
+        xmpp_roster_contact(u->roster, (unsigned)at, &c);
+        sm_store_contact(sh, u, contact, &c);
+        sm_push(u, contact, &c);
         pres_sub_changed(sh, str_from_cstr(u->key), contact, r.state);
     }
     if (r.actions & SUB_ACT_SEND_PRESENCE) {
-        if (c)
-            c->online = true;   /* if not, its shard says so at the next change */
+        if (at >= 0)    /* if not, its shard says so at the next change */
+            xmpp_roster_item(u->roster, (unsigned)at)->online = true;
         sm_presence_to_contact(sh, u, contact, true);
     }
     if (r.actions & SUB_ACT_SEND_UNAVAILABLE)
@@ -1510,8 +1475,11 @@ static void sm_roster_get(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
         buf_append_str(&b, "/>");
     } else {
         buf_printf(&b, "><query xmlns='" NS_ROSTER "' ver='%s'>", cur);
-        for (unsigned i = 0; i < u->n_contacts; i++)
-            sm_write_item(&b, &u->contacts[i], false);
+        contact_t c;
+        for (unsigned i = 0; i < xmpp_roster_count(u->roster); i++) {
+            xmpp_roster_contact(u->roster, i, &c);
+            sm_write_item(&b, xmpp_roster_jid(u->roster, i), &c);
+        }
         buf_append_str(&b, "</query></iq>");
     }
     xmpp_sess_write(st->sess, b.data, b.len);
@@ -1540,47 +1508,43 @@ static void sm_roster_set(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
     }
     sm_load_contacts(sh, u);
     str_t ckey = xmpp_jid_bare(jid);
-    sm_contact_t *c = sm_contact(u, ckey);
+    int at = xmpp_roster_find(u->roster, ckey);
     bool remove = sattr && str_eq_cstr(*sattr, "remove");
     if (remove) {
-        if (!c) {
+        if (at < 0) {
             free(jid);
             xmpp_stanza_error(st, iq, "cancel", "item-not-found");
             return;
         }
         /* RFC 6121 §2.5.2: cancel both directions. */
-        if (c->sub & (SUB_TO | SUB_PENDING_OUT))
+        sub_state_t sub = xmpp_roster_item(u->roster, (unsigned)at)->sub;
+        if (sub & (SUB_TO | SUB_PENDING_OUT))
             sm_send_item(sh, ITEM_SUB, 'p', ckey, str_from_cstr(u->key), NULL,
                          SUB_IN_UNSUBSCRIBE);
-        if (c->sub & (SUB_FROM | SUB_PENDING_IN)) {
+        if (sub & (SUB_FROM | SUB_PENDING_IN)) {
             sm_presence_to_contact(sh, u, ckey, false);
             sm_send_item(sh, ITEM_SUB, 'p', ckey, str_from_cstr(u->key), NULL,
                          SUB_IN_UNSUBSCRIBED);
         }
         sm_store_contact(sh, u, ckey, NULL);
-        sm_push(u, c, true);
+        sm_push(u, ckey, NULL);
         pres_sub_changed(sh, str_from_cstr(u->key), ckey, 0);
-        sm_contact_free(c);
-        *c = u->contacts[--u->n_contacts];
+        xmpp_roster_remove(&u->roster, (unsigned)at);
     } else {
-        if (!c)
-            c = sm_contact_add(sh, u, ckey);
-        free(c->name);
-        c->name = name && name->len ? strndup(name->ptr, name->len) : NULL;
-        for (unsigned g = 0; g < c->n_groups; g++)
-            free(c->groups[g]);
-        free(c->groups);
-        c->groups = NULL;
-        c->n_groups = 0;
-        for (const xmpp_xml_el_t *g = item->children; g && c->n_groups < CONTACT_GROUPS_MAX;
+        /* The subscription is the server's to change (§2.1.2.5), the rest
+         * the client's: a new item starts at none. */
+        contact_t c = { .sub = at >= 0 ? xmpp_roster_item(u->roster, (unsigned)at)->sub : 0 };
+        if (name)
+            c.name = *name;
+        for (const xmpp_xml_el_t *g = item->children; g && c.n_groups < CONTACT_GROUPS_MAX;
              g = g->next) {
             if (!xmpp_xml_is(g, "group", NS_ROSTER) || !xmpp_xml_text(g).len)
                 continue;
-            c->groups = realloc(c->groups, sizeof(char *) * (c->n_groups + 1));
-            c->groups[c->n_groups++] = strndup(xmpp_xml_text(g).ptr, xmpp_xml_text(g).len);
+            c.groups[c.n_groups++] = xmpp_xml_text(g);
         }
-        sm_store_contact(sh, u, ckey, c);
-        sm_push(u, c, false);
+        xmpp_roster_put(&u->roster, ckey, sm_home_of(sh, ckey), &c);
+        sm_store_contact(sh, u, ckey, &c);
+        sm_push(u, ckey, &c);
     }
     free(jid);
     /* RFC 6121 §2.3.2 and DESIGN §5: the result once the change is durable. */
@@ -1667,7 +1631,7 @@ static void sm_block_iq(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
             k.len = 0;
             sm_blocked_key(&k, u->key, str_from_cstr(e));
             stor_batch_delete(shard_batch(sh), STOR_CF_PRIVACY, k.data, k.len);
-            sm_contact_t *c = sm_contact(u, str_from_cstr(e));
+            xmpp_roster_item_t *c = sm_contact(u, str_from_cstr(e));
             if (c && (c->sub & SUB_FROM))
                 sm_presence_to_contact(sh, u, str_from_cstr(e), true);
             free(e);
@@ -1680,7 +1644,7 @@ static void sm_block_iq(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *iq,
         int idx = sm_blocked_index(u, e);
         k.len = 0;
         sm_blocked_key(&k, u->key, e);
-        sm_contact_t *c = sm_contact(u, e);
+        xmpp_roster_item_t *c = sm_contact(u, e);
         if (block && idx < 0) {
             sm_blocked_add(u, e);
             stor_batch_put(shard_batch(sh), STOR_CF_PRIVACY, k.data, k.len, "", 0);
@@ -1920,7 +1884,6 @@ static void sm_sess_end(shard_t *sh, xmpp_sess_t *s)
     free(s->held);
     buf_fini(&s->presence);
     bool tell = was_available && !s->external;
-    free(s->resource);
     free(s->full);
     free(s->status);
     if (!s->external)
@@ -1974,7 +1937,9 @@ int xmpp_sm_bind(c2s_t *st, const char *resource, size_t len)
     free(st->jid);
     st->jid = full;
     s->full = strdup(full);
-    s->resource = strndup(res, (size_t)rl);
+    if (!s->full)
+        PANIC("out of memory binding a resource");
+    s->resource = s->full + st->bare_len + 1;
     s->user = u;
     s->c2s = st;
     s->shard = sh;
@@ -2169,11 +2134,13 @@ static void sm_ext_source(void *ctx, const pres_source_t *src)
         s = calloc(1, sizeof(*s));
         if (!s)
             PANIC("out of memory adding a presence source");
-        s->resource = strndup((const char *)res.data, res.len);
         buf_append(&res, "", 1);
         char *full = malloc(strlen(u->key) + 1 + res.len);
+        if (!full)
+            PANIC("out of memory adding a presence source");
         sprintf(full, "%s/%s", u->key, (const char *)res.data);
         s->full = full;
+        s->resource = full + strlen(u->key) + 1;
         s->user = u;
         s->shard = x->sh;
         s->external = true;
@@ -2249,7 +2216,7 @@ static sub_state_t sm_pres_sub_get(shard_t *sh, str_t user, str_t contact)
         u = sm_find(sm_of(sh), user, true);
     }
     sm_load_contacts(sh, u);
-    sm_contact_t *c = sm_contact(u, contact);
+    xmpp_roster_item_t *c = sm_contact(u, contact);
     sub_state_t st = c ? c->sub : 0;
     if (u->n_blocked && sm_blocks(u, contact))
         st = 0;     /* XEP-0191: a blocked watcher sees nothing, whatever the record */
