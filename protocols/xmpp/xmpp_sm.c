@@ -281,6 +281,8 @@ static void sm_blocked_key(buf_t *k, const char *user, str_t jid)
     buf_append(k, jid.ptr, jid.len);
 }
 
+/* On first need, not at bind: a login that never reads its roster, sends
+ * presence or gets a stanza does not pay for the two scans. */
 static void sm_load_contacts(shard_t *sh, sm_user_t *u)
 {
     if (u->contacts_loaded)
@@ -888,6 +890,8 @@ static bool sm_body_of(const char *bytes, size_t len, buf_t *out)
 /* RFC 6121 §8.5: a routed stanza on the target's home shard. */
 static void sm_deliver(shard_t *sh, sm_user_t *u, str_t bare, str_t res, sm_item_t *it)
 {
+    if (u)
+        sm_load_contacts(sh, u);    /* the block list */
     if (u && u->n_blocked && sm_blocks(u, str_from_cstr(it->from))) {
         /* XEP-0191 §3.5: nothing from a blocked entity reaches the user. */
         metric_inc(shard_metrics(sh), xmpp_mid.blocked);
@@ -1313,6 +1317,7 @@ static void sm_sub_outbound(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el, sub
 static bool sm_refuse_blocked(c2s_t *st, const xmpp_xml_el_t *el, str_t to)
 {
     sm_user_t *u = st->sess->user;
+    sm_load_contacts(conn_shard(st->conn), u);
     if (!u->n_blocked || !sm_blocks(u, to))
         return false;
     const str_t *type = xmpp_xml_attr(el, "type");
@@ -1948,7 +1953,6 @@ int xmpp_sm_bind(c2s_t *st, const char *resource, size_t len)
     s->next = u->sessions;
     u->sessions = s;
     st->sess = s;
-    sm_load_contacts(sh, u);
     metric_inc(shard_metrics(sh), xmpp_mid.sessions);
     return 0;
 }
