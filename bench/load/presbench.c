@@ -7,6 +7,17 @@
  *       writes the JSON-lines import file for `presencectl import` (every
  *       account with one password and one salt, rosters with subscription
  *       "both" both ways)
+ *   presbench xmpp register --port P --users N --contacts K [--seed S]
+ *                      [--concurrency C] [--json FILE] [--label L]
+ *       provisions through the protocol, for any XMPP server: XEP-0077
+ *       in-band registration of every user (one stream each, at most C at
+ *       once; an existing account counts as done), then login, roster get
+ *       and initial presence, then the RFC 6121 §3 subscription handshake
+ *       of every edge of the graph (subscribe and subscribed both ways, each
+ *       edge started by its lower-numbered user, at most C users waiting on
+ *       theirs), then a roster get that checks every user has its K contacts
+ *       with subscription "both"; prints (and writes as JSON) how long each
+ *       part took
  *   presbench xmpp run --port P --users N --contacts K [--seed S]
  *                      [--rates R1,R2,...] [--msg-rate M] [--duration D]
  *                      [--server-pid PID] [--json FILE] [--label L] ...
@@ -133,6 +144,8 @@ typedef struct {
     double rates[PB_STAGES_MAX];
     unsigned n_rates;
     double msg_rate;            /* chat messages/s during every stage, all users */
+    bool registering;           /* xmpp register: XEP-0077 and subscription handshakes */
+    unsigned concurrency;       /* register: registrations and handshakes under way */
     const char *label;          /* names the run (the server) in the JSON and reports */
     double duration_s, settle_s, quiet_s, idle_s, phase_timeout_s;
     int server_pid;
@@ -159,6 +172,7 @@ static pb_opts_t opt = {
     .settle_s = 3,
     .quiet_s = 1,
     .phase_timeout_s = 120,
+    .concurrency = 200,
 };
 
 /* ---- The contact graph (pb_graph.h) -------------------------------------- */
@@ -217,6 +231,10 @@ typedef enum {
     PB_ERR_LOGIN_TIMEOUT,
     PB_ERR_ROSTER_TIMEOUT,
     PB_ERR_LOGOUT_TIMEOUT,
+    PB_ERR_NO_REGISTER,         /* XEP-0077 registration not offered */
+    PB_ERR_REGISTER,            /* registration refused (not for an existing account) */
+    PB_ERR_REGISTER_TIMEOUT,
+    PB_ERR_SUBSCRIBE_TIMEOUT,   /* a user's roster not all "both" in time */
     PB_ERR_COUNT
 } pb_err_t;
 
@@ -224,6 +242,7 @@ static const char *const pb_err_names[PB_ERR_COUNT] = {
     "connect", "no_scram", "sasl_failure", "sasl_client", "bind", "roster", "roster_size",
     "stream_error", "closed_by_server", "parse", "send", "recv", "presence_error",
     "stanza_error", "bad_stamp", "login_timeout", "roster_timeout", "logout_timeout",
+    "no_register", "register", "register_timeout", "subscribe_timeout",
 };
 
 /* ---- Workers and connections ----------------------------------------------- */
@@ -237,6 +256,9 @@ enum {
     PB_PH_QUIET,
     PB_PH_LOGOUT,
     PB_PH_EXIT,
+    PB_PH_REGISTER,             /* xmpp register: XEP-0077, one stream each */
+    PB_PH_SUBSCRIBE,            /* xmpp register: RFC 6121 §3 handshakes */
+    PB_PH_VERIFY,               /* xmpp register: every roster all "both" */
     PB_PH_STAGE = 16,
 };
 
@@ -245,10 +267,13 @@ enum {
  *  SUCCESS -<stream restart>-> FEATURES2 -<bind>-> BIND -> BOUND
  *  BOUND -<roster get>-> ROSTER -> READY -</stream:stream>-> LOGOUT -> CLOSED
  *  any state -error-> FAILED
+ *  register: CONNECTING -> REG_FEATURES -<iq set>-> REG_IQ -</stream:stream>->
+ *            REG_CLOSE -> CLOSED, then the login above on a new stream
  */
 typedef enum {
     C_IDLE = 0, C_CONNECTING, C_FEATURES, C_CHALLENGE, C_SUCCESS, C_FEATURES2, C_BIND,
     C_BOUND, C_ROSTER, C_READY, C_LOGOUT, C_CLOSED, C_FAILED,
+    C_REG_FEATURES, C_REG_IQ, C_REG_CLOSE,
 } pb_cstate_t;
 
 typedef struct {
@@ -265,6 +290,9 @@ typedef struct {
     bool due;                   /* the current phase still owes this connection a step */
     uint32_t changes;
     uint32_t msgs;
+    /* register: contacts above this user (it starts their handshakes), roster
+     * pushes with subscription "both" for those and for all */
+    uint32_t hi_owed, both_hi, both;
     uint32_t fly_off;
     uint64_t t_start;           /* login: socket created; roster: request queued */
     sasl_scram_client_t *scram;
@@ -340,7 +368,8 @@ typedef struct {
     char first_error[160];
     /* progress, published for the main thread (relaxed: counts only) */
     _Atomic uint64_t p_login_done, p_bound, p_roster_done, p_initial_done, p_presences,
-        p_logout_done;
+        p_logout_done, p_reg_done, p_sub_done;
+    uint64_t registered, reg_existed, t_last_registered, t_last_both, subscribes_sent;
     _Atomic uint64_t p_expect;  /* steps the phase owes, counted when the worker entered it */
     _Atomic int p_phase;        /* the phase the worker has entered (release) */
     uint64_t initial_sent;
@@ -495,12 +524,16 @@ static void pb_close(pb_worker_t *w, uint32_t idx, uint8_t final)
         return;
     if (pb_in_login(c->state) && w->inflight) {
         w->inflight--;
-        atomic_fetch_add_explicit(&w->p_login_done, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(w->phase == PB_PH_REGISTER ? &w->p_reg_done : &w->p_login_done,
+                                  1, memory_order_relaxed);
     } else if (c->state == C_ROSTER && w->inflight) {
         w->inflight--;
         atomic_fetch_add_explicit(&w->p_roster_done, 1, memory_order_relaxed);
     } else if (c->state == C_LOGOUT) {
         atomic_fetch_add_explicit(&w->p_logout_done, 1, memory_order_relaxed);
+    } else if (c->state >= C_REG_FEATURES && c->state <= C_REG_CLOSE && w->inflight) {
+        w->inflight--;
+        atomic_fetch_add_explicit(&w->p_reg_done, 1, memory_order_relaxed);
     }
     c->state = final;
     atomic_store_explicit(&g.online[c->user], 0, memory_order_relaxed);
@@ -547,6 +580,8 @@ static void pb_start_batch(pb_worker_t *w, uint32_t first, uint32_t count, uint6
 {
     int fds[PB_SOCKET_BATCH];
     ASSERT(count <= PB_SOCKET_BATCH);
+    if (!count)
+        return;
     for (uint32_t i = 0; i < count; i++) {
         pb_conn_t *c = &w->conns[first + i];
         c->t_start = now;
@@ -696,6 +731,12 @@ static void pb_on_success(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it)
 
 /* ---- Presence ---------------------------------------------------------------- */
 
+/* xmpp register's handlers, below with the rest of it. */
+static void pb_roster_both(pb_conn_t *c, const pb_xml_item_t *it);
+static void pb_on_subscribe(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it);
+static void pb_on_roster_push(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it,
+                              uint64_t now);
+
 /* "<status>pb STAGE NS</status>": stage 0 is initial presence. */
 static void pb_send_presence(pb_worker_t *w, uint32_t idx, unsigned stage, bool away)
 {
@@ -722,7 +763,9 @@ static void pb_on_presence(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it
 {
     str_t type = pb_xml_attr(it->tag, "type");
     if (type.ptr) {
-        if (str_eq_cstr(type, "unavailable"))
+        if (opt.registering && str_eq_cstr(type, "subscribe"))
+            pb_on_subscribe(w, idx, it);
+        else if (str_eq_cstr(type, "unavailable"))
             w->presence_unavailable++;
         else if (str_eq_cstr(type, "error"))
             pb_error(w, PB_ERR_PRESENCE_ERROR, &w->conns[idx], it->whole.ptr, it->whole.len);
@@ -839,7 +882,15 @@ static void pb_on_iq(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it, uint
             items++;
             p += 6;
         }
-        if (items != graph.degree)
+        /* Registered accounts start with an empty roster; after their
+         * handshakes (PB_PH_VERIFY) every contact must be there, "both". */
+        unsigned both = 0;
+        for (p = it->whole.ptr; (p = memmem(p, (size_t)(end - p), "subscription=", 13)); p += 13)
+            both += p + 19 <= end && !memcmp(p + 14, "both", 4);
+        if (opt.registering && w->phase == PB_PH_ROSTER)
+            pb_roster_both(c, it);
+        if ((!opt.registering && items != graph.degree) ||
+            (w->phase == PB_PH_VERIFY && (items != graph.degree || both != graph.degree)))
             pb_error(w, PB_ERR_ROSTER_SIZE, c, it->whole.ptr, it->whole.len);
         pb_hist_add(&w->roster_lat, now - c->t_start);
         if (now > w->t_last_roster)
@@ -850,6 +901,8 @@ static void pb_on_iq(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it, uint
     if (type.ptr && str_eq_cstr(type, "error")) {
         pb_error(w, PB_ERR_STANZA_ERROR, c, it->whole.ptr, it->whole.len);
     } else if (type.ptr && (str_eq_cstr(type, "get") || str_eq_cstr(type, "set"))) {
+        if (opt.registering && str_eq_cstr(type, "set"))
+            pb_on_roster_push(w, idx, it, now);
         /* RFC 6120 §8.2.3: answer every get and set (roster pushes, pings). */
         char reply[200];
         int n = snprintf(reply, sizeof(reply), "<iq type='result' id='%.*s'/>",
@@ -858,17 +911,141 @@ static void pb_on_iq(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it, uint
     }
 }
 
+/* ---- xmpp register: XEP-0077 and the RFC 6121 subscription handshake ----------- */
+
+static void pb_on_register_item(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it,
+                                uint64_t now)
+{
+    pb_conn_t *c = &w->conns[idx];
+    if (c->state == C_REG_FEATURES && str_eq_cstr(it->name, "stream:features")) {
+        /* XEP-0077 §3.1: the stream feature says registration is open. */
+        if (!pb_xml_find(it->whole.ptr, it->whole.len, "jabber.org/features/iq-register", 31)) {
+            pb_fail(w, idx, PB_ERR_NO_REGISTER, it->whole.ptr, it->whole.len);
+            return;
+        }
+        char iq[512];
+        int n = snprintf(iq, sizeof(iq),
+                         "<iq type='set' id='reg'><query xmlns='jabber:iq:register'>"
+                         "<username>u%" PRIu32 "</username><password>%s</password>"
+                         "</query></iq>", c->user, opt.password);
+        pb_write(w, idx, iq, (size_t)n);
+        c->state = C_REG_IQ;
+        return;
+    }
+    str_t type = pb_xml_attr(it->tag, "type"), id = pb_xml_attr(it->tag, "id");
+    if (c->state != C_REG_IQ || !id.ptr || !str_eq_cstr(id, "reg"))
+        return;
+    if (type.ptr && str_eq_cstr(type, "result")) {
+        w->registered++;
+    } else if (pb_xml_find(it->whole.ptr, it->whole.len, "<conflict", 9)) {
+        /* §3.1: the account exists, from an earlier run: log in with it. */
+        w->reg_existed++;
+    } else {
+        pb_fail(w, idx, PB_ERR_REGISTER, it->whole.ptr, it->whole.len);
+        return;
+    }
+    if (now > w->t_last_registered)
+        w->t_last_registered = now;
+    pb_write_str(w, idx, "</stream:stream>");
+    c->state = C_REG_CLOSE;
+}
+
+/* The user number of a JID "u<n>@...", or UINT32_MAX. */
+static uint32_t pb_jid_user(str_t jid)
+{
+    const char *p = jid.ptr, *end = jid.ptr + jid.len;
+    uint64_t v;
+    if (!p || p >= end || *p++ != 'u' || !pb_parse_u64(&p, end, &v) || p >= end || *p != '@' ||
+        v >= opt.users)
+        return UINT32_MAX;
+    return (uint32_t)v;
+}
+
+/* RFC 6121 §3.1.3-§3.1.5: approve every request from a contact, and ask
+ * back those below us (they started the handshake; we start those above). */
+static void pb_on_subscribe(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it)
+{
+    pb_conn_t *c = &w->conns[idx];
+    str_t from = pb_xml_attr(it->tag, "from");
+    uint32_t u = pb_jid_user(from);
+    if (u == UINT32_MAX) {
+        pb_error(w, PB_ERR_STANZA_ERROR, c, it->whole.ptr, it->whole.len);
+        return;
+    }
+    char p[256];
+    int n = snprintf(p, sizeof(p), "<presence to='u%" PRIu32 "@%s' type='subscribed'/>", u,
+                     opt.domain);
+    pb_write(w, idx, p, (size_t)n);
+    if (u < c->user) {
+        n = snprintf(p, sizeof(p), "<presence to='u%" PRIu32 "@%s' type='subscribe'/>", u,
+                     opt.domain);
+        pb_write(w, idx, p, (size_t)n);
+        w->subscribes_sent++;
+    }
+}
+
+/* A roster read before the handshakes: the contacts "both" already, from an
+ * earlier run, that no push will announce. */
+static void pb_roster_both(pb_conn_t *c, const pb_xml_item_t *it)
+{
+    const char *p = it->whole.ptr, *end = p + it->whole.len;
+    while ((p = pb_xml_find(p, (size_t)(end - p), "<item ", 6))) {
+        size_t tl = pb_xml_tag_len(p, (size_t)(end - p));
+        if (!tl)
+            break;
+        str_t tag = { p, tl };
+        str_t sub = pb_xml_attr(tag, "subscription");
+        uint32_t u = pb_jid_user(pb_xml_attr(tag, "jid"));
+        if (sub.ptr && str_eq_cstr(sub, "both") && u != UINT32_MAX) {
+            c->both++;
+            c->both_hi += u > c->user;
+        }
+        p += tl;
+    }
+}
+
+/* A roster push (RFC 6121 §2.1.6): counts the contacts now "both". */
+static void pb_on_roster_push(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it,
+                              uint64_t now)
+{
+    pb_conn_t *c = &w->conns[idx];
+    const char *p = pb_xml_find(it->whole.ptr, it->whole.len, "<item ", 6);
+    if (!p)
+        return;
+    size_t tl = pb_xml_tag_len(p, (size_t)(it->whole.ptr + it->whole.len - p));
+    str_t tag = { p, tl };
+    str_t sub = tl ? pb_xml_attr(tag, "subscription") : (str_t){ NULL, 0 };
+    if (!sub.ptr || !str_eq_cstr(sub, "both"))
+        return;
+    uint32_t u = pb_jid_user(pb_xml_attr(tag, "jid"));
+    if (u == UINT32_MAX)
+        return;
+    c->both++;
+    if (u > c->user && ++c->both_hi == c->hi_owed && w->inflight)
+        w->inflight--;      /* its own handshakes are done: the next user may start */
+    if (c->both == graph.degree) {
+        atomic_fetch_add_explicit(&w->p_sub_done, 1, memory_order_relaxed);
+        if (now > w->t_last_both)
+            w->t_last_both = now;
+    }
+}
+
 static void pb_on_item(pb_worker_t *w, uint32_t idx, const pb_xml_item_t *it, uint64_t now)
 {
     pb_conn_t *c = &w->conns[idx];
     if (it->kind == PB_XML_CLOSE) {
-        if (c->state != C_LOGOUT)
+        if (c->state != C_LOGOUT && c->state != C_REG_CLOSE)
             pb_fail(w, idx, PB_ERR_CLOSED, it->whole.ptr, it->whole.len);
         return;
     }
     if (it->kind != PB_XML_ELEMENT)
         return;
     str_t name = it->name;
+    if (c->state >= C_REG_FEATURES && c->state <= C_REG_CLOSE &&
+        (str_eq_cstr(name, "stream:features") || str_eq_cstr(name, "iq"))) {
+        pb_on_register_item(w, idx, it, now);
+        return;
+    }
     if (str_eq_cstr(name, "presence"))
         pb_on_presence(w, idx, it, now);
     else if (str_eq_cstr(name, "message"))
@@ -956,7 +1133,7 @@ static void pb_on_cqe(pb_worker_t *w, const struct io_uring_cqe *cqe)
         }
         pb_arm_recv(w, idx);
         pb_send_header(w, idx);
-        c->state = C_FEATURES;
+        c->state = w->phase == PB_PH_REGISTER ? C_REG_FEATURES : C_FEATURES;
         return;
     case UD_RECV: {
         bool more = cqe->flags & IORING_CQE_F_MORE;
@@ -983,7 +1160,9 @@ static void pb_on_cqe(pb_worker_t *w, const struct io_uring_cqe *cqe)
             w->enobufs++;
             pb_arm_recv(w, idx);
         } else if (res == 0) {
-            if (c->state == C_LOGOUT) {
+            if (c->state == C_REG_CLOSE) {
+                pb_close(w, idx, C_CLOSED);
+            } else if (c->state == C_LOGOUT) {
                 uint64_t now = clk_monotonic_ns();
                 pb_hist_add(&w->logout_lat, now - w->t_logout);
                 w->t_last_closed = now;
@@ -1136,6 +1315,50 @@ static uint64_t pb_stage_tick(pb_worker_t *w, unsigned k, uint64_t now)
     return wait < PB_TICK_NS ? PB_TICK_NS : wait > PB_IDLE_WAIT_NS ? PB_IDLE_WAIT_NS : wait;
 }
 
+/* xmpp register: new streams at most --concurrency (all workers) at once. */
+static uint64_t pb_register_tick(pb_worker_t *w, uint64_t now)
+{
+    while (w->next_start < w->n && w->inflight < w->window) {
+        uint32_t count = w->n - w->next_start;
+        count = count < PB_SOCKET_BATCH ? count : PB_SOCKET_BATCH;
+        if (count > w->window - w->inflight)
+            count = w->window - w->inflight;
+        pb_start_batch(w, w->next_start, count, now);
+        w->next_start += count;
+    }
+    return PB_IDLE_WAIT_NS;
+}
+
+/* xmpp register: each user in turn asks its contacts above it (RFC 6121
+ * §3.1.1); at most --concurrency users (all workers) wait for those to
+ * become "both", the contacts' side being pb_on_subscribe. */
+static uint64_t pb_subscribe_tick(pb_worker_t *w, uint64_t now)
+{
+    (void)now;
+    while (w->next_start < w->n && w->inflight < w->window) {
+        uint32_t idx = w->next_start++;
+        pb_conn_t *c = &w->conns[idx];
+        if (!c->due)
+            continue;
+        c->due = false;
+        if (c->state != C_READY)
+            continue;       /* lost since: pb_enter counts it when the phase ends */
+        pb_graph_contacts(&graph, c->user, w->contacts);
+        for (unsigned i = 0; i < graph.degree; i++) {
+            if (w->contacts[i] < c->user)
+                continue;
+            char p[256];
+            int n = snprintf(p, sizeof(p), "<presence to='u%" PRIu32 "@%s' type='subscribe'/>",
+                             w->contacts[i], opt.domain);
+            pb_write(w, idx, p, (size_t)n);
+            w->subscribes_sent++;
+        }
+        if (c->both_hi < c->hi_owed)
+            w->inflight++;
+    }
+    return PB_IDLE_WAIT_NS;
+}
+
 /* --msg-rate: chat messages during stage k, paced like its changes, each
  * from the next READY user in turn to the next of its contacts that is
  * online (a message to an offline contact would wait in storage). */
@@ -1224,12 +1447,50 @@ static void pb_enter(pb_worker_t *w, int phase, uint64_t now)
             }
         }
     }
+    if (w->phase == PB_PH_REGISTER || w->phase == PB_PH_SUBSCRIBE) {
+        for (uint32_t i = 0; i < w->n; i++) {
+            pb_conn_t *c = &w->conns[i];
+            if (w->phase == PB_PH_REGISTER &&
+                (c->state == C_CONNECTING || (c->state >= C_REG_FEATURES &&
+                                              c->state <= C_REG_CLOSE))) {
+                pb_error(w, PB_ERR_REGISTER_TIMEOUT, c, "", 0);
+                pb_close(w, i, C_FAILED);
+            } else if (w->phase == PB_PH_SUBSCRIBE && c->state == C_READY &&
+                       c->both < graph.degree) {
+                pb_error(w, PB_ERR_SUBSCRIBE_TIMEOUT, c, "", 0);
+            }
+        }
+    }
     w->phase = phase;
     w->phase_t0 = now;
     w->next_start = 0;
     w->started = 0;
     w->inflight = 0;
+    unsigned window = phase == PB_PH_REGISTER || phase == PB_PH_SUBSCRIBE ? opt.concurrency
+                                                                          : opt.login_window;
+    w->window = window / opt.threads ? window / opt.threads : 1;
     uint64_t expect = 0;
+    if (phase == PB_PH_LOGIN) {
+        w->t_first_connect = 0;     /* not the registration's streams */
+    } else if (phase == PB_PH_SUBSCRIBE) {
+        expect = pb_mark_due(w, C_READY);
+        for (uint32_t i = 0; i < w->n; i++) {
+            pb_conn_t *c = &w->conns[i];
+            pb_graph_contacts(&graph, c->user, w->contacts);
+            c->hi_owed = 0;
+            for (unsigned k = 0; k < graph.degree; k++)
+                c->hi_owed += w->contacts[k] > c->user;
+            if (c->due && c->both >= graph.degree) {
+                c->due = false;     /* done in an earlier run */
+                atomic_fetch_add_explicit(&w->p_sub_done, 1, memory_order_relaxed);
+            }
+        }
+    } else if (phase == PB_PH_VERIFY) {
+        for (uint32_t i = 0; i < w->n; i++)
+            if (w->conns[i].state == C_READY)
+                w->conns[i].state = C_BOUND;
+        expect = pb_mark_due(w, C_BOUND);
+    }
     if (phase == PB_PH_ROSTER) {
         expect = pb_mark_due(w, C_BOUND);
     } else if (phase == PB_PH_INITIAL) {
@@ -1281,8 +1542,12 @@ static void *pb_worker_main(void *arg)
         uint64_t wait_ns = PB_IDLE_WAIT_NS;
         if (phase == PB_PH_LOGIN)
             wait_ns = pb_login_tick(w, now);
-        else if (phase == PB_PH_ROSTER)
+        else if (phase == PB_PH_ROSTER || phase == PB_PH_VERIFY)
             wait_ns = pb_roster_tick(w, now);
+        else if (phase == PB_PH_REGISTER)
+            wait_ns = pb_register_tick(w, now);
+        else if (phase == PB_PH_SUBSCRIBE)
+            wait_ns = pb_subscribe_tick(w, now);
         else if (phase == PB_PH_INITIAL)
             wait_ns = pb_initial_tick(w, now);
         else if (phase >= PB_PH_STAGE)
@@ -1459,6 +1724,14 @@ static uint64_t pr_logout(const pb_worker_t *w)
 {
     return atomic_load_explicit(&w->p_logout_done, memory_order_relaxed);
 }
+static uint64_t pr_reg(const pb_worker_t *w)
+{
+    return atomic_load_explicit(&w->p_reg_done, memory_order_relaxed);
+}
+static uint64_t pr_sub(const pb_worker_t *w)
+{
+    return atomic_load_explicit(&w->p_sub_done, memory_order_relaxed);
+}
 
 static void pb_sleep_ms(unsigned ms)
 {
@@ -1501,11 +1774,11 @@ static void *pb_sampler_main(void *arg)
 static void pb_phase_name(int phase, char *buf, size_t cap)
 {
     static const char *const names[] = { "init", "login", "roster", "initial", "quiet",
-                                         "logout", "exit" };
+                                         "logout", "exit", "register", "subscribe", "verify" };
     if (phase >= PB_PH_STAGE)
         snprintf(buf, cap, "stage %d", phase - PB_PH_STAGE + 1);
     else
-        snprintf(buf, cap, "%s", phase >= 0 && phase <= PB_PH_EXIT ? names[phase] : "?");
+        snprintf(buf, cap, "%s", phase >= 0 && phase <= PB_PH_VERIFY ? names[phase] : "?");
 }
 
 /* Publishes a phase and waits until every worker has entered it; returns the
@@ -1898,6 +2171,125 @@ static int pb_report_json(void)
     return fclose(f) == 0 ? 0 : -1;
 }
 
+/* ---- register --------------------------------------------------------------------- */
+
+/*
+ * Provisioning through the protocol, for any XMPP server: XEP-0077 in-band
+ * registration of every user (an account that exists already counts as done,
+ * so a rerun completes a partial one), a login with SCRAM, roster get and
+ * initial presence (RFC 6121 §3.1.3 delivers subscription requests to
+ * available resources, and roster pushes go to interested ones), then the
+ * subscription handshake of every edge of the graph, each started by its
+ * lower user and answered both ways by the other, at most --concurrency users
+ * waiting on theirs; then a roster get checks that every user has its K
+ * contacts with subscription "both".
+ */
+static int pb_register_main(void)
+{
+    uint64_t t0 = clk_monotonic_ns();
+    g.t0 = t0;
+    fprintf(stderr, "presbench: registering %u users...\n", opt.users);
+    pb_set_phase(PB_PH_REGISTER);
+    pb_wait_for(pr_reg, opt.users);
+    fprintf(stderr, "presbench: login...\n");
+    pb_set_phase(PB_PH_LOGIN);
+    pb_wait_for(pr_login, opt.users);
+    uint64_t owed = pb_set_phase(PB_PH_ROSTER);
+    pb_wait_for(pr_roster, owed);
+    owed = pb_set_phase(PB_PH_INITIAL);
+    pb_wait_for(pr_initial, owed);
+    uint64_t t2 = clk_monotonic_ns();
+    fprintf(stderr, "presbench: %" PRIu64 " bound; subscription handshakes...\n",
+            pb_sum(pr_bound));
+    owed = pb_set_phase(PB_PH_SUBSCRIBE);
+    uint64_t users_sub = owed;
+    pb_wait_for(pr_sub, owed);
+    uint64_t before = pb_sum(pr_roster);
+    owed = pb_set_phase(PB_PH_VERIFY);
+    uint64_t checked = owed;
+    pb_wait_for(pr_roster, before + owed);
+    owed = pb_set_phase(PB_PH_LOGOUT);
+    pb_wait_for(pr_logout, owed);
+    uint64_t t4 = clk_monotonic_ns();
+    pb_set_phase(PB_PH_EXIT);
+    for (unsigned t = 0; t < opt.threads; t++)
+        pthread_join(g.workers[t].thread, NULL);
+
+    uint64_t registered = 0, existed = 0, t_reg = t0, t_both = t2, subscribes = 0, complete = 0;
+    uint64_t errors[PB_ERR_COUNT] = { 0 }, err_total = 0, bound = 0;
+    uint64_t t_login0 = UINT64_MAX, t_bound = 0;
+    for (unsigned t = 0; t < opt.threads; t++) {
+        pb_worker_t *w = &g.workers[t];
+        registered += w->registered;
+        existed += w->reg_existed;
+        subscribes += w->subscribes_sent;
+        complete += atomic_load(&w->p_sub_done);
+        bound += atomic_load(&w->p_bound);
+        t_reg = w->t_last_registered > t_reg ? w->t_last_registered : t_reg;
+        t_both = w->t_last_both > t_both ? w->t_last_both : t_both;
+        if (w->t_first_connect && w->t_first_connect < t_login0)
+            t_login0 = w->t_first_connect;
+        t_bound = w->t_last_bound > t_bound ? w->t_last_bound : t_bound;
+        for (unsigned e = 0; e < PB_ERR_COUNT; e++) {
+            errors[e] += w->errors[e];
+            err_total += w->errors[e];
+        }
+        if (w->first_error[0])
+            fprintf(stderr, "presbench: worker %u first error: %s\n", t, w->first_error);
+    }
+    double reg_s = (double)(t_reg - t0) / 1e9;
+    double login_s2 = t_bound > t_login0 ? (double)(t_bound - t_login0) / 1e9 : 0;
+    double sub_s = (double)(t_both - t2) / 1e9, total_s = (double)(t4 - t0) / 1e9;
+    uint64_t edges = (uint64_t)opt.users * graph.degree / 2;
+    printf("presbench xmpp register: %u users, %u contacts each, seed %" PRIu64
+           ", concurrency %u\n", opt.users, graph.degree, opt.seed, opt.concurrency);
+    printf("register: %" PRIu64 " new, %" PRIu64 " existing, in %.3f s: %.0f/s\n", registered,
+           existed, reg_s, reg_s > 0 ? (double)(registered + existed) / reg_s : 0);
+    printf("login: %" PRIu64 "/%u bound in %.3f s\n", bound, opt.users, login_s2);
+    printf("subscriptions: %" PRIu64 " handshakes (%" PRIu64 " subscribe requests), %" PRIu64
+           "/%" PRIu64 " users with every contact \"both\", in %.3f s: %.0f handshakes/s\n",
+           edges, subscribes, complete, users_sub, sub_s,
+           sub_s > 0 ? (double)edges / sub_s : 0);
+    printf("verify: %" PRIu64 " rosters read back, %" PRIu64 " wrong\n", checked,
+           errors[PB_ERR_ROSTER_SIZE]);
+    printf("total: %.3f s; errors:", total_s);
+    for (unsigned e = 0; e < PB_ERR_COUNT; e++)
+        if (errors[e])
+            printf(" %s=%" PRIu64, pb_err_names[e], errors[e]);
+    printf("%s\n", err_total ? "" : " none");
+    if (opt.json_path) {
+        FILE *f = fopen(opt.json_path, "w");
+        if (!f) {
+            fprintf(stderr, "presbench: %s: %s\n", opt.json_path, strerror(errno));
+            return 1;
+        }
+        fprintf(f, "{\"tool\":\"presbench\",\"mode\":\"xmpp-register\",\"label\":");
+        pb_json_str(f, opt.label ? opt.label : "");
+        fprintf(f, ",\"commit\":\"%s\",\"params\":{\"users\":%u,\"contacts\":%u,"
+                   "\"seed\":%" PRIu64 ",\"concurrency\":%u,\"threads\":%u},"
+                   "\"register\":{\"registered\":%" PRIu64 ",\"existed\":%" PRIu64
+                   ",\"seconds\":%.6f},\"login\":{\"bound\":%" PRIu64 ",\"seconds\":%.6f},"
+                   "\"subscribe\":{\"handshakes\":%" PRIu64 ",\"requests\":%" PRIu64
+                   ",\"users_complete\":%" PRIu64 ",\"seconds\":%.6f,\"per_s\":%.1f},"
+                   "\"verify\":{\"rosters\":%" PRIu64 ",\"wrong\":%" PRIu64 "},"
+                   "\"total_s\":%.6f,\"errors\":{",
+                opt.commit ? opt.commit : "", opt.users, graph.degree, opt.seed,
+                opt.concurrency, opt.threads, registered, existed, reg_s, bound, login_s2,
+                edges, subscribes, complete, sub_s, sub_s > 0 ? (double)edges / sub_s : 0,
+                checked, errors[PB_ERR_ROSTER_SIZE], total_s);
+        bool first = true;
+        for (unsigned e = 0; e < PB_ERR_COUNT; e++)
+            if (errors[e]) {
+                fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", pb_err_names[e], errors[e]);
+                first = false;
+            }
+        fputs("}}\n", f);
+        if (fclose(f) != 0)
+            return 1;
+    }
+    return err_total ? 3 : 0;
+}
+
 /* ---- run ------------------------------------------------------------------------- */
 
 static int pb_run(void)
@@ -1968,6 +2360,8 @@ static int pb_run(void)
     for (unsigned t = 0; t < opt.threads; t++)
         if (pthread_create(&g.workers[t].thread, NULL, pb_worker_main, &g.workers[t]) != 0)
             return 1;
+    if (opt.registering)
+        return pb_register_main();
 
     pb_sleep_ms(50);
     pb_sample_t s0 = pb_sample();
@@ -2072,6 +2466,9 @@ static void pb_usage(void)
             "                [--quiet S] [--label L]\n"
             "                [--idle S]\n"
             "                [--phase-timeout S] [--server-pid PID] [--json FILE] [--commit C]\n"
+            "       presbench xmpp register --port P [--host A] [--users N] [--contacts K]\n"
+            "                [--seed S] [--domain D] [--password P] [--threads T]\n"
+            "                [--concurrency C] [--phase-timeout S] [--json FILE] [--label L]\n"
             "exit: 0 done, 2 usage, 3 done with errors, 1 could not run\n");
     exit(2);
 }
@@ -2096,7 +2493,8 @@ int main(int argc, char **argv)
     if (argc < 3 || strcmp(argv[1], "xmpp"))
         pb_usage();
     bool provision = !strcmp(argv[2], "provision");
-    if (!provision && strcmp(argv[2], "run"))
+    opt.registering = !strcmp(argv[2], "register");
+    if (!provision && !opt.registering && strcmp(argv[2], "run"))
         pb_usage();
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -2120,6 +2518,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--rates")) pb_parse_rates(v);
         else if (!strcmp(a, "--msg-rate")) opt.msg_rate = atof(v);
         else if (!strcmp(a, "--label")) opt.label = v;
+        else if (!strcmp(a, "--concurrency")) opt.concurrency = (unsigned)atoi(v);
         else if (!strcmp(a, "--duration")) opt.duration_s = atof(v);
         else if (!strcmp(a, "--settle")) opt.settle_s = atof(v);
         else if (!strcmp(a, "--quiet")) opt.quiet_s = atof(v);
@@ -2132,6 +2531,7 @@ int main(int argc, char **argv)
         else pb_usage();
     }
     if (!opt.users || !opt.threads || !opt.login_window || opt.duration_s <= 0 ||
+        !opt.concurrency ||
         (!provision && !opt.port))
         pb_usage();
     int grc = pb_graph_init(&graph, opt.users, opt.contacts, opt.seed);

@@ -120,5 +120,60 @@ def test_errors_are_reported():
         node.cleanup()
 
 
+def register(node, users, contacts, *extra):
+    path = os.path.join(node.tmp, "register.json")
+    out = presbench("xmpp", "register", "--port", node.xmpp_port, "--users", users,
+                    "--contacts", contacts, "--concurrency", 8, "--phase-timeout", 30,
+                    "--json", path, *extra)
+    with open(path) as f:
+        return out, json.load(f)
+
+
+def test_register_then_run():
+    """The generic provisioning path: XEP-0077 for every user and the RFC 6121
+    handshake for every edge, after which a run finds every roster right."""
+    users, contacts = 40, 6
+    node = Node(config=CONFIG + "registration = true\n").wait_ready()
+    try:
+        out, r = register(node, users, contacts)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert r["mode"] == "xmpp-register" and r["errors"] == {}, r
+        assert r["register"]["registered"] == users and r["register"]["existed"] == 0, r
+        assert r["login"]["bound"] == users, r
+        s = r["subscribe"]
+        assert s["handshakes"] == users * contacts // 2, s
+        # One request from each end of every edge.
+        assert s["requests"] == users * contacts, s
+        assert s["users_complete"] == users and 0 < s["seconds"] < 30, s
+        assert r["verify"] == {"rosters": users, "wrong": 0}, r
+        # A second time finds every account and every subscription in place.
+        out, r = register(node, users, contacts)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert r["register"]["existed"] == users and r["subscribe"]["users_complete"] == users
+        assert r["verify"]["wrong"] == 0, r
+        # The run checks each roster holds exactly the graph's contacts.
+        r, _ = run_json(node, "--rates", "100", users=users, contacts=contacts)
+        assert r["errors"] == {}, r["errors"]
+        assert r["roster"]["fetched"] == users
+        st = r["stages"][0]
+        assert st["delivered"] == st["expected"] == st["changes"] * contacts, st
+    finally:
+        node.stop()
+        node.cleanup()
+
+
+def test_register_refused():
+    node = Node(config=CONFIG).wait_ready()     # registration off
+    try:
+        out, r = register(node, 10, 2)
+        assert out.returncode == 3, (out.returncode, out.stderr)
+        assert r["errors"].get("no_register") == 10, r["errors"]
+        assert r["register"]["registered"] == 0
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 if __name__ == "__main__":
-    harness.run([test_run_every_phase, test_errors_are_reported])
+    harness.run([test_run_every_phase, test_errors_are_reported, test_register_then_run,
+                 test_register_refused])
