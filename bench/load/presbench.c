@@ -52,6 +52,9 @@
  *       message latency p50/p99 of what arrived in it, the server's cores and
  *       RSS, and the phase at the second's end.
  *
+ * Mode sip: `presbench sip provision|run ...` is sipbench (bench/load/sipbench.c,
+ * its options and output), linked into this binary with its main renamed.
+ *
  * Connections: each worker thread has its own io_uring and holds its
  * connections as direct descriptors in the ring's file table: sockets are
  * created, bound and registered in batches, and their fds closed at once, so
@@ -2469,6 +2472,7 @@ static void pb_usage(void)
             "       presbench xmpp register --port P [--host A] [--users N] [--contacts K]\n"
             "                [--seed S] [--domain D] [--password P] [--threads T]\n"
             "                [--concurrency C] [--phase-timeout S] [--json FILE] [--label L]\n"
+            "       presbench sip provision|run ...   (sipbench's options, see sipbench)\n"
             "exit: 0 done, 2 usage, 3 done with errors, 1 could not run\n");
     exit(2);
 }
@@ -2488,8 +2492,13 @@ static void pb_parse_rates(const char *s)
     }
 }
 
+/* sipbench's main (bench/meson.build compiles it in under this name). */
+int pb_sip_main(int argc, char **argv);
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && !strcmp(argv[1], "sip"))
+        return pb_sip_main(argc - 1, argv + 1);
     if (argc < 3 || strcmp(argv[1], "xmpp"))
         pb_usage();
     bool provision = !strcmp(argv[2], "provision");

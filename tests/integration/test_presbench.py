@@ -174,6 +174,41 @@ def test_register_refused():
         node.cleanup()
 
 
+def test_sip_mode_is_sipbench():
+    """`presbench sip` is sipbench: the same import file, and a short run of
+    SUBSCRIBE/PUBLISH/NOTIFY against presenced with every NOTIFY owed received."""
+    sipbench = os.path.join(harness.BUILD, "bench", "sipbench")
+    args = ["provision", "--presentities", "20", "--watchers", "3"]
+    a = subprocess.run([PRESBENCH, "sip"] + args, capture_output=True, text=True, timeout=60)
+    b = subprocess.run([sipbench] + args, capture_output=True, text=True, timeout=60)
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    assert a.stdout == b.stdout and a.stdout.count("\n") == 20 * 4, a.stdout[:500]
+    port = harness.free_port()
+    # XMPP stays on: its session manager keeps the subscription records that
+    # authorise the SIP watchers.
+    node = Node(config=CONFIG + "[sip]\nlisten = 127.0.0.1:%d\nauth = off\n" % port)
+    node.wait_ready()
+    try:
+        path = os.path.join(node.tmp, "users.jsonl")
+        with open(path, "w") as f:
+            f.write(a.stdout)
+        imp = subprocess.run([PRESENCECTL, "--admin", "127.0.0.1:%d" % node.admin_port,
+                              "import", path], capture_output=True, text=True, timeout=120)
+        assert imp.returncode == 0, imp.stderr
+        out_json = os.path.join(node.tmp, "sip.json")
+        out = presbench("sip", "run", "--port", port, "--presentities", 20, "--watchers", 3,
+                        "--rates", 50, "--duration", 2, "--quiet", 0.5, "--json", out_json)
+        assert out.returncode == 0, out.stdout + out.stderr
+        with open(out_json) as f:
+            r = json.load(f)
+        assert r["errors"] == {} or not any(r["errors"].values()), r["errors"]
+        st = r["stages"][0]
+        assert st["notifies"] == st["expected"] and st["expected"] > 0, st
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 if __name__ == "__main__":
     harness.run([test_run_every_phase, test_errors_are_reported, test_register_then_run,
-                 test_register_refused])
+                 test_register_refused, test_sip_mode_is_sipbench])
