@@ -123,7 +123,7 @@ static int ctl_request(int fd, const char *method, const char *path, const char 
         return -1;
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
-    char *end_head = NULL;
+    size_t body_off = 0;        /* an offset, not a pointer: buf moves as it grows */
     long clen = -1;
     for (;;) {
         if (len + 1 >= cap) {
@@ -135,18 +135,18 @@ static int ctl_request(int fd, const char *method, const char *path, const char 
             break;
         len += (size_t)got;
         buf[len] = 0;
-        if (!end_head && (end_head = strstr(buf, "\r\n\r\n"))) {
+        const char *end_head;
+        if (!body_off && (end_head = strstr(buf, "\r\n\r\n"))) {
             const char *cl = strcasestr(buf, "\r\nContent-Length:");
             clen = cl && cl < end_head ? strtol(cl + 17, NULL, 10) : 0;
+            body_off = (size_t)(end_head + 4 - buf);
         }
-        if (end_head && (long)(len - (size_t)(end_head + 4 - buf)) >= clen)
+        if (body_off && (long)(len - body_off) >= clen)
             break;
     }
     int status = -1;
-    if (end_head && sscanf(buf, "HTTP/1.%*d %d", &status) == 1) {
-        size_t off = (size_t)(end_head + 4 - buf);
-        *out = strndup(buf + off, len - off);
-    }
+    if (body_off && sscanf(buf, "HTTP/1.%*d %d", &status) == 1)
+        *out = strndup(buf + body_off, len - body_off);
     free(buf);
     return status;
 }
