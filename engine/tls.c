@@ -9,10 +9,12 @@
 #include <stdlib.h>
 
 #include <openssl/bio.h>
+#include <openssl/buf.h>
 #include <openssl/bytestring.h>
 #include <openssl/ec_key.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/mem.h>
 #include <openssl/obj.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -39,6 +41,20 @@ struct tls_conn {
     buf_t pending;      /* plaintext written before the handshake finished */
     bool failed;
 };
+
+/* A memory BIO keeps the largest buffer it ever held (its BUF_MEM grows and
+ * never shrinks), so a stream that once carried a roster or a burst of
+ * presences would hold kilobytes of it for as long as it stays idle. Emptied,
+ * the BIO gives the buffer back; the next record allocates afresh. */
+static void tls_bio_release_if_empty(BIO *bio)
+{
+    BUF_MEM *bm = NULL;
+    if (BIO_get_mem_ptr(bio, &bm) == 1 && bm && bm->length == 0 && bm->data) {
+        OPENSSL_free(bm->data);
+        bm->data = NULL;
+        bm->max = 0;
+    }
+}
 
 static void tls_err(char *err, size_t len, const char *what)
 {
@@ -218,8 +234,12 @@ tls_conn_t *tls_conn_create(tls_ctx_t *ctx, bool server)
     /* An empty memory BIO reports "retry" rather than end of file. */
     BIO_set_mem_eof_return(t->rbio, -1);
     SSL_set_bio(t->ssl, t->rbio, t->wbio);      /* SSL owns both BIOs now */
-    if (server)
+    if (server) {
+        /* The copy of the context's configuration (certificate chain, cipher
+         * and curve lists) is only needed for the handshake. */
+        SSL_set_shed_handshake_config(t->ssl, 1);
         SSL_set_accept_state(t->ssl);
+    }
     else
         SSL_set_connect_state(t->ssl);
     buf_init(&t->pending);
@@ -260,6 +280,8 @@ static int tls_flush_pending(tls_conn_t *t)
         memmove(t->pending.data, t->pending.data + off, t->pending.len - off);
         t->pending.len -= off;
     }
+    if (!t->pending.len)
+        buf_fini(&t->pending);      /* as for the BIOs: nothing kept while idle */
     return 0;
 }
 
@@ -286,6 +308,7 @@ int tls_conn_recv(tls_conn_t *t, const char *data, size_t len, tls_plain_fn fn, 
             break;      /* close_notify: the peer's end of stream follows */
         return tls_fail(t);
     }
+    tls_bio_release_if_empty(t->rbio);
     if (t->pending.len && SSL_is_init_finished(t->ssl))
         return tls_flush_pending(t);
     return 0;
@@ -327,6 +350,7 @@ size_t tls_conn_take_out(tls_conn_t *t, buf_t *out)
     if (n <= 0)
         return 0;
     out->len += (size_t)n;
+    tls_bio_release_if_empty(t->wbio);
     return (size_t)n;
 }
 
