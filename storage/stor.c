@@ -148,3 +148,14 @@ int stor_scan_prefix(stor_t *st, stor_cf_t cf, const void *prefix, size_t plen,
     ASSERT(fn);
     return st->ops->scan_prefix(st, cf, prefix, plen, fn, ctx);
 }
+
+int stor_scan_prefix_uncached(stor_t *st, stor_cf_t cf, const void *prefix, size_t plen,
+                              stor_scan_fn fn, void *ctx)
+{
+    ASSERT((unsigned)cf < STOR_CF_COUNT);
+    ASSERT(prefix || plen == 0);
+    ASSERT(fn);
+    if (!st->ops->scan_prefix_uncached)
+        return st->ops->scan_prefix(st, cf, prefix, plen, fn, ctx);
+    return st->ops->scan_prefix_uncached(st, cf, prefix, plen, fn, ctx);
+}

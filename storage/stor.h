@@ -140,6 +140,14 @@ typedef int (*stor_scan_fn)(void *ctx, const void *key, size_t klen, const void 
                             size_t vlen);
 int stor_scan_prefix(stor_t *st, stor_cf_t cf, const void *prefix, size_t plen,
                      stor_scan_fn fn, void *ctx);
+/*
+ * The same scan for records the caller keeps in memory once read (a user's
+ * contact list at login): RocksDB does not put the blocks it reads for it in
+ * its block cache, which would otherwise hold a second copy of every
+ * connected user's records. Otherwise exactly stor_scan_prefix.
+ */
+int stor_scan_prefix_uncached(stor_t *st, stor_cf_t cf, const void *prefix, size_t plen,
+                              stor_scan_fn fn, void *ctx);
 
 /* ---- memory store fault injection (the simulator's thread) ---- */
 

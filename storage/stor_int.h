@@ -26,6 +26,9 @@ typedef struct {
                size_t *vlen);
     int (*scan_prefix)(stor_t *st, stor_cf_t cf, const void *prefix, size_t plen,
                        stor_scan_fn fn, void *ctx);
+    /* NULL: a store without a cache of its own scans as scan_prefix does. */
+    int (*scan_prefix_uncached)(stor_t *st, stor_cf_t cf, const void *prefix, size_t plen,
+                                stor_scan_fn fn, void *ctx);
 } stor_ops_t;
 
 struct stor {

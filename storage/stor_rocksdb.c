@@ -463,8 +463,8 @@ static size_t stor_rdb_prefix_end(const uint8_t *prefix, size_t plen, uint8_t *b
  * so it never steps over the next user's keys or tombstones. RocksDB keeps a
  * pointer to the bound, not a copy: it must outlive the iterator.
  */
-static int stor_rdb_scan_prefix(stor_t *st, stor_cf_t cf, const void *prefix, size_t plen,
-                                stor_scan_fn fn, void *ctx)
+static int stor_rdb_scan(stor_t *st, stor_cf_t cf, const void *prefix, size_t plen,
+                         stor_scan_fn fn, void *ctx, bool fill_cache)
 {
     stor_rdb_t *r = stor_rdb_of(st);
     uint8_t stack[STOR_RDB_BOUND_STACK_BYTES];
@@ -476,6 +476,7 @@ static int stor_rdb_scan_prefix(stor_t *st, stor_cf_t cf, const void *prefix, si
     size_t blen = plen ? stor_rdb_prefix_end(prefix, plen, bound) : 0;
     if (blen)
         rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)bound, blen);
+    rocksdb_readoptions_set_fill_cache(ro, fill_cache);
     rocksdb_iterator_t *it = rocksdb_create_iterator_cf(r->db, ro, r->cf[cf]);
 
     int rc = 0;
@@ -506,6 +507,18 @@ static int stor_rdb_scan_prefix(stor_t *st, stor_cf_t cf, const void *prefix, si
     return rc;
 }
 
+static int stor_rdb_scan_prefix(stor_t *st, stor_cf_t cf, const void *prefix, size_t plen,
+                                stor_scan_fn fn, void *ctx)
+{
+    return stor_rdb_scan(st, cf, prefix, plen, fn, ctx, true);
+}
+
+static int stor_rdb_scan_prefix_uncached(stor_t *st, stor_cf_t cf, const void *prefix,
+                                         size_t plen, stor_scan_fn fn, void *ctx)
+{
+    return stor_rdb_scan(st, cf, prefix, plen, fn, ctx, false);
+}
+
 static const stor_ops_t stor_rocksdb_ops = {
     .kind = "rocksdb",
     .close = stor_rdb_close,
@@ -517,4 +530,5 @@ static const stor_ops_t stor_rocksdb_ops = {
     .batch_commit = stor_rdb_batch_commit,
     .get = stor_rdb_get,
     .scan_prefix = stor_rdb_scan_prefix,
+    .scan_prefix_uncached = stor_rdb_scan_prefix_uncached,
 };

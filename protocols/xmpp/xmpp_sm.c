@@ -292,8 +292,9 @@ static void sm_load_contacts(shard_t *sh, sm_user_t *u)
     contact_version_key(str_from_cstr(u->key), &prefix);
     sm_load_ctx_t l = { .sh = sh, .u = u };
     xmpp_roster_builder_init(&l.b);
-    stor_scan_prefix(shard_storage(sh), STOR_CF_ROSTERS, prefix.data, prefix.len, sm_load_one,
-                     &l);
+    /* Uncached: the list is held here, compact, for as long as the user is. */
+    stor_scan_prefix_uncached(shard_storage(sh), STOR_CF_ROSTERS, prefix.data, prefix.len,
+                              sm_load_one, &l);
     ASSERT(!u->roster);
     u->roster = xmpp_roster_builder_finish(&l.b);
     xmpp_roster_builder_fini(&l.b);
