@@ -65,3 +65,18 @@ char *buf_steal(buf_t *b, size_t *len)
     buf_init(b);
     return data;
 }
+
+void buf_fit(buf_t *b)
+{
+    if (b->len == b->cap)
+        return;
+    if (!b->len) {
+        buf_fini(b);
+        return;
+    }
+    char *data = realloc(b->data, b->len);
+    if (data) {         /* a failed shrink keeps the larger block: still correct */
+        b->data = data;
+        b->cap = b->len;
+    }
+}

@@ -26,6 +26,9 @@ void buf_append(buf_t *b, const void *data, size_t len);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hands the bytes to the caller (free() them); b is left empty. */
 char *buf_steal(buf_t *b, size_t *len);
+/* Gives back the capacity beyond len (growth doubles from 256 bytes), for a
+ * buffer that is kept long after it was built; an empty buffer frees its data. */
+void buf_fit(buf_t *b);
 
 static inline void buf_append_str(buf_t *b, const char *s)
 {

@@ -1399,6 +1399,7 @@ static void sm_presence(shard_t *sh, c2s_t *st, const xmpp_xml_el_t *el)
         s->priority = 0;
     s->presence.len = 0;
     sm_serialise(&s->presence, el, sm_full(s), NULL);
+    buf_fit(&s->presence);      /* kept for the session's life, once per user */
     s->pstate = sm_show_state(xmpp_xml_child_text(el, "show", NS_CLIENT));
     str_t status = xmpp_xml_child_text(el, "status", NS_CLIENT);
     free(s->status);
@@ -2180,6 +2181,7 @@ static void sm_ext_source(void *ctx, const pres_source_t *src)
     if (initial || p.len != s->presence.len || memcmp(p.data, s->presence.data, p.len)) {
         s->presence.len = 0;
         buf_append(&s->presence, p.data, p.len);
+        buf_fit(&s->presence);
         s->pstate = (uint8_t)src->state;
         s->available = true;
         sm_broadcast(x->sh, s, NULL, initial);
