@@ -28,13 +28,15 @@
  *         roster   roster get (RFC 6121 §2.1.3), checked against the graph
  *         initial  initial presence (RFC 6121 §4.2), then quiet: the node
  *                  answers probes and broadcasts until nothing arrives
- *         stages   for each rate R: every user in turn changes presence
+ *         stages   for each rate R (or --every T: each user every T
+ *                  seconds, R = N/T): every user in turn changes presence
  *                  (alternating <show>away</show> and available) so that
  *                  the node receives R changes/s for D seconds; each change
  *                  carries its send time (CLOCK_MONOTONIC ns, one machine)
  *                  in <status>, so every delivery to a contact gives one
  *                  change-to-delivery latency; with --msg-rate, the users
- *                  also send M chat messages/s (all users together) during
+ *                  also send M chat messages/s (all users together; or
+ *                  --msg-every T, each user every T seconds) during
  *                  every stage, each to the next online contact of its
  *                  sender, stamped the same way in <body>
  *         logout   </stream:stream> on every stream at once (a logout
@@ -2465,7 +2467,8 @@ static void pb_usage(void)
             "       presbench xmpp run --port P [--host A] [--users N] [--contacts K] [--seed S]\n"
             "                [--domain D] [--password P] [--threads T] [--sources S]\n"
             "                [--login-rate R] [--login-window W] [--initial-rate R]\n"
-            "                [--rates R1,R2,...] [--msg-rate M] [--duration S] [--settle S]\n"
+            "                [--rates R1,R2,... | --every T1,T2,...] [--msg-rate M | --msg-every T]\n"
+            "                [--duration S] [--settle S]\n"
             "                [--quiet S] [--label L]\n"
             "                [--idle S]\n"
             "                [--phase-timeout S] [--server-pid PID] [--json FILE] [--commit C]\n"
@@ -2502,6 +2505,8 @@ int main(int argc, char **argv)
     if (argc < 3 || strcmp(argv[1], "xmpp"))
         pb_usage();
     bool provision = !strcmp(argv[2], "provision");
+    bool every = false;         /* --every: the rates are each user's period */
+    double msg_every = 0;
     opt.registering = !strcmp(argv[2], "register");
     if (!provision && !opt.registering && strcmp(argv[2], "run"))
         pb_usage();
@@ -2524,8 +2529,10 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--login-rate")) opt.login_rate = atof(v);
         else if (!strcmp(a, "--login-window")) opt.login_window = (unsigned)atoi(v);
         else if (!strcmp(a, "--initial-rate")) opt.initial_rate = atof(v);
-        else if (!strcmp(a, "--rates")) pb_parse_rates(v);
-        else if (!strcmp(a, "--msg-rate")) opt.msg_rate = atof(v);
+        else if (!strcmp(a, "--rates")) pb_parse_rates(v), every = false;
+        else if (!strcmp(a, "--every")) pb_parse_rates(v), every = true;
+        else if (!strcmp(a, "--msg-rate")) opt.msg_rate = atof(v), msg_every = 0;
+        else if (!strcmp(a, "--msg-every")) msg_every = atof(v);
         else if (!strcmp(a, "--label")) opt.label = v;
         else if (!strcmp(a, "--concurrency")) opt.concurrency = (unsigned)atoi(v);
         else if (!strcmp(a, "--duration")) opt.duration_s = atof(v);
@@ -2543,6 +2550,11 @@ int main(int argc, char **argv)
         !opt.concurrency ||
         (!provision && !opt.port))
         pb_usage();
+    /* Each user every T seconds is N/T for all users together. */
+    for (unsigned k = 0; every && k < opt.n_rates; k++)
+        opt.rates[k] = opt.users / opt.rates[k];
+    if (msg_every > 0)
+        opt.msg_rate = opt.users / msg_every;
     int grc = pb_graph_init(&graph, opt.users, opt.contacts, opt.seed);
     if (grc == -E2BIG)
         fprintf(stderr, "presbench: at most %u contacts\n", PB_GRAPH_DEGREE_MAX);

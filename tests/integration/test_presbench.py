@@ -151,12 +151,16 @@ def test_register_then_run():
         assert out.returncode == 0, out.stdout + out.stderr
         assert r["register"]["existed"] == users and r["subscribe"]["users_complete"] == users
         assert r["verify"]["wrong"] == 0, r
-        # The run checks each roster holds exactly the graph's contacts.
-        r, _ = run_json(node, "--rates", "100", users=users, contacts=contacts)
+        # The run checks each roster holds exactly the graph's contacts. Each
+        # user every 0.4 s is 100 changes/s; a message every 2 s, 20/s.
+        r, _ = run_json(node, "--every", "0.4", "--msg-every", "2", users=users,
+                        contacts=contacts)
         assert r["errors"] == {}, r["errors"]
         assert r["roster"]["fetched"] == users
         st = r["stages"][0]
+        assert st["rate"] == 100 and st["messages"]["offered_per_s"] == 20, st
         assert st["delivered"] == st["expected"] == st["changes"] * contacts, st
+        assert st["messages"]["delivered"] == st["messages"]["sent"] > 0, st
     finally:
         node.stop()
         node.cleanup()
