@@ -37,6 +37,7 @@ enum {
     CONN_F_FLUSH = 1u << 2,     /* on the shard's flush list */
     CONN_F_IO_CLOSED = 1u << 3, /* driver released the socket */
     CONN_F_MOVE_SENT = 1u << 4, /* driver asked to move the socket */
+    CONN_F_FAILED = 1u << 5,    /* a write failed: closes at the end of the turn */
 };
 
 /* Output is kept in chunks of this size (or one write's size if larger), so
@@ -403,6 +404,20 @@ static void conn_queue_flush(conn_t *c)
     sh->flush_tail = c;
 }
 
+/* A write that cannot be queued fails the connection, but the close (and the
+ * protocol's on_close, which frees its state) waits for the end of the turn:
+ * the writer may be walking lists that on_close would free under it, such as
+ * a fan-out over a user's sessions. Until then writes fail and input is
+ * dropped. */
+static void conn_fail(conn_t *c, conn_close_reason_t reason)
+{
+    if (c->flags & CONN_F_FAILED)
+        return;
+    c->flags |= CONN_F_FAILED;
+    c->close_reason = (uint8_t)reason;
+    conn_queue_flush(c);
+}
+
 /* Appends bytes as they go on the wire (ciphertext on a TLS connection). */
 static int conn_queue(conn_t *c, const void *data, size_t len)
 {
@@ -415,7 +430,7 @@ static int conn_queue(conn_t *c, const void *data, size_t len)
         LOG_RATELIMITED(LOG_LEVEL_WARN,
                         "connection %u: output queue over %u bytes, closing (slow reader)",
                         c->index, sh->cfg.output_max_bytes);
-        conn_close_now(c, CONN_CLOSE_OVERFLOW);
+        conn_fail(c, CONN_CLOSE_OVERFLOW);
         return -ENOBUFS;
     }
     const char *p = data;
@@ -436,7 +451,7 @@ static int conn_queue(conn_t *c, const void *data, size_t len)
         size_t cap = len > CONN_CHUNK_BYTES ? len : CONN_CHUNK_BYTES;
         out_chunk_t *k = malloc(sizeof(*k) + cap);
         if (!k) {
-            conn_close_now(c, CONN_CLOSE_ERROR);
+            conn_fail(c, CONN_CLOSE_ERROR);
             return -ENOBUFS;
         }
         k->next = NULL;
@@ -469,13 +484,13 @@ static int conn_tls_flush(conn_t *c)
 
 int conn_write(conn_t *c, const void *data, size_t len)
 {
-    if (c->state != CONN_OPEN && c->state != CONN_DRAINING)
+    if ((c->state != CONN_OPEN && c->state != CONN_DRAINING) || (c->flags & CONN_F_FAILED))
         return -EPIPE;
     if (!c->tls)
         return conn_queue(c, data, len);
     int rc = tls_conn_send(c->tls, data, len);
     if (rc < 0) {
-        conn_close_now(c, rc == -ENOBUFS ? CONN_CLOSE_OVERFLOW : CONN_CLOSE_ERROR);
+        conn_fail(c, rc == -ENOBUFS ? CONN_CLOSE_OVERFLOW : CONN_CLOSE_ERROR);
         return rc;
     }
     return conn_tls_flush(c);
@@ -572,7 +587,7 @@ int conn_handoff(conn_t *c, unsigned dst, const void *unconsumed, size_t len)
 
     if (dst >= sh->cfg.count || dst == sh->cfg.id)
         return -EINVAL;
-    if (c->state != CONN_OPEN)
+    if (c->state != CONN_OPEN || (c->flags & CONN_F_FAILED))
         return -EBUSY;
     conn_move_t *m = calloc(1, sizeof(*m));
     if (!m)
@@ -797,7 +812,7 @@ void shard_received(conn_t *c, const char *data, size_t len)
         m->raw_len += len;
         return;
     }
-    if (c->state != CONN_OPEN)
+    if (c->state != CONN_OPEN || (c->flags & CONN_F_FAILED))
         return;
     c->last_rx_ms = sh->now_ms;
     shard_deliver_raw(c, data, len);
@@ -806,8 +821,8 @@ void shard_received(conn_t *c, const char *data, size_t len)
 static int conn_tls_plain(void *ctx, const char *data, size_t len)
 {
     conn_t *c = ctx;
-    if (c->state != CONN_OPEN)
-        return -EPIPE;      /* closing or moved: the rest stays in TLS */
+    if (c->state != CONN_OPEN || (c->flags & CONN_F_FAILED))
+        return -EPIPE;      /* closing, failed or moved: the rest stays in TLS */
     return c->proto->on_data(c, data, len);
 }
 
@@ -1046,7 +1061,9 @@ void shard_flush_output(shard_t *sh)
         conn_t *next = c->flush_next;
         c->flags &= (uint8_t)~CONN_F_FLUSH;
         c->flush_next = NULL;
-        if ((c->state == CONN_OPEN || c->state == CONN_DRAINING) &&
+        if ((c->flags & CONN_F_FAILED) && (c->state == CONN_OPEN || c->state == CONN_DRAINING))
+            conn_close_now(c, (conn_close_reason_t)c->close_reason);
+        else if ((c->state == CONN_OPEN || c->state == CONN_DRAINING) &&
             !(c->flags & CONN_F_SEND) && c->out_bytes > 0) {
             out_chunk_t *k = c->out_head;
             c->flags |= CONN_F_SEND;

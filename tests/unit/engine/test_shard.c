@@ -44,11 +44,17 @@ static int probe_line(conn_t *c, const char *line, const char *rest, size_t rest
     }
     if (sscanf(line, "FLOOD %u", &n) == 1) {
         char chunk[1024];
+        void *mine = conn_state(c);
         memset(chunk, 'x', sizeof(chunk));
         for (unsigned sent = 0; sent < n; sent += sizeof(chunk)) {
             size_t k = n - sent < sizeof(chunk) ? n - sent : sizeof(chunk);
-            if (conn_write(c, chunk, k) < 0)
-                return 0;       /* closed for overflow: that is the point */
+            if (conn_write(c, chunk, k) < 0) {
+                /* Failed for overflow, which is the point; the close waits
+                 * for the end of the turn, so the state is still ours. */
+                CHECK(mine != NULL && conn_state(c) == mine);
+                CHECK(conn_write(c, "x", 1) == -EPIPE);
+                return 0;
+            }
         }
         return 0;
     }
