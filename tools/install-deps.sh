@@ -22,6 +22,7 @@ test_pkgs=(
     python3-slixmpp             # a real XMPP client for the integration tests
     sip-tester                  # SIPp: a real SIP user agent for the integration tests
     libck-dev                   # Concurrency Kit: the mailbox benchmark's peer
+    gnuplot-nox                 # bench/report's plots, checked by the test suite
 )
 
 bench_pkgs=(
