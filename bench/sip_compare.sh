@@ -130,18 +130,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {   # a port free for both TCP and UDP on 127.0.0.1
-    $python - <<'EOF'
-import socket
-while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); port = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        u.bind(("127.0.0.1", port)); print(port); break
-    except OSError:
-        pass
-EOF
-}
+. bench/node.sh
 admin_port=$(free_port)
 xmpp_port=$(free_port)
 sip_port=$(free_port)
@@ -214,19 +203,14 @@ fi
 
 # $1 = presenced or presenced_rcvbuf.
 start_presenced() {
-    local preload=
-    [ "${1:-presenced}" = presenced_rcvbuf ] && preload=$work/rcvbuf.so
-    LD_PRELOAD=$preload "$build/presenced" --config "$work/presenced.conf" \
-        --data-dir "$work/data" --shards 2 --log-level warn >>"$work/presenced.log" 2>&1 &
-    pid=$!
+    PRELOAD=
+    [ "${1:-presenced}" = presenced_rcvbuf ] && PRELOAD=$work/rcvbuf.so
+    start_node
     for _ in $(seq 300); do
-        curl -sf "http://127.0.0.1:$admin_port/ready" >/dev/null 2>&1 && sip_ready "$sip_port" &&
-            return 0
-        kill -0 "$pid" 2>/dev/null || break
+        sip_ready "$sip_port" && return 0
         sleep 0.1
     done
-    echo "presenced did not become ready:" >&2
-    tail -20 "$work/presenced.log" >&2
+    echo "presenced's SIP listener did not answer" >&2
     exit 1
 }
 
@@ -252,17 +236,6 @@ start_kamailio() {
     fi
 }
 
-stop_server() {
-    kill -TERM "$pid"
-    for _ in $(seq 300); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    wait "$pid" 2>/dev/null || true
-    pid=
-}
-
 # Datagrams the server's UDP sockets on port $1 dropped for want of receive buffer.
 udp_drops() {
     ss -uanm "sport = :$1" | grep -o 'd[0-9]*)' | tr -dc '0-9\n' |
@@ -285,7 +258,7 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 echo "import: $((pres * (watchers + 1))) accounts in $($python -c "print(round($t1 - $t0, 1))") s"
 rm -f "$work/users.jsonl"
-stop_server
+stop_node
 
 # One run: $1 = server (presenced|presenced_rcvbuf|kamailio), $2 = tag, rest =
 # sipbench options.
@@ -311,7 +284,7 @@ run_one() {
     if [ "$server" != kamailio ]; then
         curl -s "http://127.0.0.1:$admin_port/metrics" > "$work/$server-$tag.metrics" || true
     fi
-    stop_server
+    stop_node
     if [ $rc -ne 0 ] && [ $rc -ne 3 ]; then
         echo "sipbench against $server failed ($rc):" >&2
         cat "$work/$server-$tag.err" >&2

@@ -46,9 +46,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    $python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+. bench/node.sh
 admin_port=$(free_port)
 xmpp_port=$(free_port)
 tls_port=$(free_port)
@@ -68,30 +66,6 @@ listen =
 tls_listen =
 EOF
 
-start_node() {
-    "$build/presenced" --config "$work/presenced.conf" --data-dir "$work/data" --shards 2 \
-        --log-level warn >>"$work/presenced.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 300); do
-        curl -sf "http://127.0.0.1:$admin_port/ready" >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "presenced did not become ready:" >&2
-    tail -20 "$work/presenced.log" >&2
-    exit 1
-}
-
-stop_node() {
-    kill -TERM "$pid"
-    for _ in $(seq 300); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-    wait "$pid" 2>/dev/null || true
-    pid=
-}
 
 echo "# $(date -u +%FT%TZ) commit ${COMMIT:-$(git rev-parse --short HEAD)}" \
      "kernel $(uname -r) cores $(nproc)"

@@ -31,20 +31,11 @@ out=${OUT:-$(mktemp -d /tmp/pb-steady.XXXXXX)}
 mkdir -p "$out"
 ninja -C "$build" -j2 presenced presencectl bench/presbench >/dev/null
 
+work=$out
 pid=
-stop_node() {
-    [ -n "$pid" ] || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    pid=
-}
+. "$src/bench/node.sh"
 trap stop_node EXIT INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 admin_port=$(free_port)
 xmpp_port=$(free_port)
 cat > "$out/presenced.conf" <<EOF
@@ -62,21 +53,6 @@ tls_listen =
 listen =
 tls_listen =
 EOF
-
-# $1: data dir
-start_node() {
-    "$build/presenced" --config "$out/presenced.conf" --data-dir "$1" --shards 2 \
-        --log-level warn >>"$out/presenced.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 300); do
-        curl -sf "http://127.0.0.1:$admin_port/ready" >/dev/null 2>&1 && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "presenced did not become ready:" >&2
-    tail -20 "$out/presenced.log" >&2
-    exit 1
-}
 
 commit=$(git -C "$src" rev-parse --short HEAD)
 echo "# $(date -u +%FT%TZ) commit $commit kernel $(uname -r) cores $(nproc)"

@@ -1,0 +1,50 @@
+# node.sh - sourced by the benchmark scripts: free loopback ports, and one
+# presenced started from $build with $work/presenced.conf, waited for on its
+# admin endpoint's /ready and stopped by its PID.
+#
+# The sourcing script sets build, work and admin_port; start_node sets pid
+# (the node's) and stop_node clears it. PRELOAD, when set, is the node's
+# LD_PRELOAD (a diagnosis shim).
+
+free_port() {   # a port free for both TCP and UDP on 127.0.0.1
+    python3 - <<'PY'
+import socket
+while True:
+    t = socket.socket(); t.bind(("127.0.0.1", 0)); port = t.getsockname()[1]
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        u.bind(("127.0.0.1", port)); print(port); break
+    except OSError:
+        pass
+    finally:
+        t.close(); u.close()
+PY
+}
+
+# start_node [DATA_DIR]: DATA_DIR defaults to $work/data.
+start_node() {
+    LD_PRELOAD=${PRELOAD:-} "$build/presenced" --config "$work/presenced.conf" \
+        --data-dir "${1:-$work/data}" --shards 2 --log-level warn >>"$work/presenced.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 300); do
+        curl -sf "http://127.0.0.1:$admin_port/ready" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "presenced did not become ready:" >&2
+    tail -20 "$work/presenced.log" >&2
+    exit 1
+}
+
+# stop_node: also stops a server started by the script itself into $pid.
+stop_node() {
+    [ -n "${pid:-}" ] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    pid=
+}
