@@ -56,6 +56,17 @@ static void tls_bio_release_if_empty(BIO *bio)
     }
 }
 
+static size_t tls_bio_capacity(BIO *bio)
+{
+    BUF_MEM *bm = NULL;
+    return BIO_get_mem_ptr(bio, &bm) == 1 && bm && bm->data ? bm->max : 0;
+}
+
+size_t tls_conn_buffered_bytes(const tls_conn_t *t)
+{
+    return tls_bio_capacity(t->rbio) + tls_bio_capacity(t->wbio) + t->pending.cap;
+}
+
 static void tls_err(char *err, size_t len, const char *what)
 {
     char detail[160];

@@ -58,5 +58,9 @@ bool tls_conn_established(const tls_conn_t *t);
 const char *tls_conn_version(const tls_conn_t *t);     /* "TLSv1.3", or "" */
 /* TLS exporter for channel binding (RFC 9266 tls-exporter); 0 or -ENOTCONN. */
 int tls_conn_exporter(const tls_conn_t *t, uint8_t *out, size_t out_len);
+/* Bytes held in the connection's buffers between records (ciphertext both
+ * ways, plaintext waiting for the handshake): 0 once everything moved on,
+ * whatever bursts it carried before. */
+size_t tls_conn_buffered_bytes(const tls_conn_t *t);
 
 #endif
