@@ -4,7 +4,8 @@
 #
 # The sourcing script sets build, work and admin_port; start_node sets pid
 # (the node's) and stop_node clears it. PRELOAD, when set, is the node's
-# LD_PRELOAD (a diagnosis shim).
+# LD_PRELOAD (a diagnosis shim). Sourcing it sets an EXIT trap that stops
+# whatever server $pid names and removes $work (kept when KEEP=1).
 
 free_port() {   # a port free for both TCP and UDP on 127.0.0.1
     python3 - <<'PY'
@@ -48,3 +49,13 @@ stop_node() {
     wait "$pid" 2>/dev/null || true
     pid=
 }
+
+cleanup() {
+    stop_node
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "# work dir kept: $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT

@@ -55,18 +55,6 @@ python=/usr/bin/python3
 
 work=$(mktemp -d /tmp/xmpp-load.XXXXXX)
 pid=
-cleanup() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        wait "$pid" 2>/dev/null || true
-    fi
-    if [ "${KEEP:-0}" = 1 ]; then
-        echo "# work dir kept: $work"
-    else
-        rm -rf "$work"
-    fi
-}
-trap cleanup EXIT
 
 . bench/node.sh
 admin_port=$(free_port)

@@ -37,14 +37,6 @@ ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d /tmp/xmpp-tls-memory.XXXXXX)
 pid=
-cleanup() {
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid"
-        wait "$pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
 
 . bench/node.sh
 admin_port=$(free_port)

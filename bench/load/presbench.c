@@ -1282,14 +1282,24 @@ static uint64_t pb_initial_tick(pb_worker_t *w, uint64_t now)
     return w->next_start < w->n && opt.initial_rate > 0 ? PB_TICK_NS : PB_IDLE_WAIT_NS;
 }
 
-static uint64_t pb_stage_tick(pb_worker_t *w, unsigned k, uint64_t now)
+/* Stage k's window for what a worker sends in it: 0 when now is inside it
+ * and the worker has users ready (t0 gets its start), else how long to wait. */
+static uint64_t pb_stage_wait(const pb_worker_t *w, unsigned k, uint64_t now, uint64_t *t0)
 {
-    uint64_t t0 = atomic_load_explicit(&g.stage_t0[k], memory_order_relaxed);
+    *t0 = atomic_load_explicit(&g.stage_t0[k], memory_order_relaxed);
     uint64_t t1 = atomic_load_explicit(&g.stage_t1[k], memory_order_relaxed);
-    if (now < t0)
-        return t0 - now < PB_TICK_NS ? t0 - now : PB_TICK_NS;
+    if (now < *t0)
+        return *t0 - now < PB_TICK_NS ? *t0 - now : PB_TICK_NS;
     if (now >= t1 || !w->n_ready)
         return PB_IDLE_WAIT_NS;
+    return 0;
+}
+
+static uint64_t pb_stage_tick(pb_worker_t *w, unsigned k, uint64_t now)
+{
+    uint64_t t0, until = pb_stage_wait(w, k, now, &t0);
+    if (until)
+        return until;
     pb_stage_stats_t *s = &w->stage[k];
     double per_worker = opt.rates[k] / opt.threads;
     uint64_t due = pb_due(t0, now, opt.rates[k]);
@@ -1369,12 +1379,9 @@ static uint64_t pb_subscribe_tick(pb_worker_t *w, uint64_t now)
  * online (a message to an offline contact would wait in storage). */
 static uint64_t pb_msg_tick(pb_worker_t *w, unsigned k, uint64_t now)
 {
-    uint64_t t0 = atomic_load_explicit(&g.stage_t0[k], memory_order_relaxed);
-    uint64_t t1 = atomic_load_explicit(&g.stage_t1[k], memory_order_relaxed);
-    if (now < t0)
-        return t0 - now < PB_TICK_NS ? t0 - now : PB_TICK_NS;
-    if (now >= t1 || !w->n_ready)
-        return PB_IDLE_WAIT_NS;
+    uint64_t t0, until = pb_stage_wait(w, k, now, &t0);
+    if (until)
+        return until;
     pb_stage_stats_t *s = &w->stage[k];
     double per_worker = opt.msg_rate / opt.threads;
     uint64_t due = pb_due(t0, now, opt.msg_rate);
