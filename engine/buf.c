@@ -57,6 +57,17 @@ void buf_printf(buf_t *b, const char *fmt, ...)
     b->len += (size_t)need;
 }
 
+void buf_append_uint(buf_t *b, uint64_t v)
+{
+    char digits[20];
+    size_t n = 0;
+    do {
+        digits[sizeof(digits) - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    buf_append(b, digits + sizeof(digits) - n, n);
+}
+
 char *buf_steal(buf_t *b, size_t *len)
 {
     char *data = b->data;

@@ -24,6 +24,9 @@ void buf_fini(buf_t *b);
 void buf_reserve(buf_t *b, size_t extra);
 void buf_append(buf_t *b, const void *data, size_t len);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* v in decimal: what buf_printf("%llu") writes, without the format machinery, for
+ * messages composed once per delivery. */
+void buf_append_uint(buf_t *b, uint64_t v);
 /* Hands the bytes to the caller (free() them); b is left empty. */
 char *buf_steal(buf_t *b, size_t *len);
 /* Gives back the capacity beyond len (growth doubles from 256 bytes), for a

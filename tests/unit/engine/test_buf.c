@@ -1,6 +1,6 @@
 /*
  * test_buf.c - the growable buffer: appends, formatted appends, stealing the
- * bytes and giving back unused capacity.
+ * bytes, giving back unused capacity and decimal numbers.
  */
 #include "engine/buf.h"
 #include "tests/unit/t.h"
@@ -21,6 +21,24 @@ static void test_append_and_printf(void)
     CHECK(b.cap >= 1006);
     buf_fini(&b);
     CHECK(b.data == NULL && b.len == 0 && b.cap == 0);
+}
+
+/* Every number as printf writes it: the edges of each digit count and of 64 bits. */
+static void test_append_uint(void)
+{
+    uint64_t v[] = { 0, 1, 9, 10, 99, 100, 4294967295u, 4294967296u, 18446744073709551615u };
+    buf_t b, want;
+    buf_init(&b);
+    buf_init(&want);
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        buf_append_uint(&b, v[i]);
+        buf_append_str(&b, ",");
+        buf_printf(&want, "%llu,", (unsigned long long)v[i]);
+    }
+    CHECK_EQ(b.len, want.len);
+    CHECK(memcmp(b.data, want.data, b.len) == 0);
+    buf_fini(&b);
+    buf_fini(&want);
 }
 
 static void test_fit(void)
@@ -60,6 +78,7 @@ static void test_steal(void)
 int main(void)
 {
     T_RUN(test_append_and_printf);
+    T_RUN(test_append_uint);
     T_RUN(test_fit);
     T_RUN(test_steal);
     T_DONE();
