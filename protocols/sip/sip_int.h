@@ -78,6 +78,9 @@ typedef struct sip_shard {
     sip_table_t ctxns;          /* our requests (NOTIFY...) waiting for a response, by branch */
     struct sip_line *lines;     /* phone lines the gateway watches for users homed here */
     uint64_t next_id;
+    uint64_t branch_seq;        /* our requests' branches: a counter behind a random prefix */
+    char branch_prefix[9];
+    buf_t scratch;              /* a request being composed (reused: no allocation each) */
     sip_msg_t msg;              /* the message being handled (6 KiB: not on the stack) */
 } sip_shard_t;
 
@@ -98,7 +101,13 @@ void sip_write(const sip_msg_t *m, unsigned status, const char *reason, const ch
                buf_t *out);
 void sip_write_tagged(const sip_msg_t *m, unsigned status, const char *reason, str_t to_tag,
                       const char *headers, str_t body, buf_t *out);
+/* 16 hex digits from the CSPRNG: tags and entity tags (RFC 3261 §19.3 wants tags
+ * cryptographically random). */
 void sip_tag(char out[17]);
+/* "z9hG4bK-<shard>-<prefix><counter>": unique for every request this shard sends
+ * (§8.1.1.7 asks uniqueness, not secrecy, of a branch), made without the CSPRNG. */
+#define SIP_BRANCH_MAX 48
+size_t sip_branch(sip_shard_t *ss, char out[SIP_BRANCH_MAX]);
 /* "user@domain" for a sip: or sips: URI of this domain (or an address of
  * this node); -EINVAL otherwise. */
 int sip_aor_key(str_t uri_text, char *out, size_t cap);

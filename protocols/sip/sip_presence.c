@@ -180,7 +180,7 @@ typedef struct sip_ctxn {
     uint64_t deadline_ms;
     uint32_t interval_ms;
     char *user;
-    char branch[32];
+    char branch[SIP_BRANCH_MAX];
     size_t len;
     char bytes[];
 } sip_ctxn_t;
@@ -282,20 +282,25 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     sip_shard_t *ss = sip_of(sh);
     const char *eol = memchr(o->bytes, '\n', o->len);
     size_t first = eol ? (size_t)(eol - o->bytes) + 1 : 0;
-    char tag[17];
-    sip_tag(tag);
-    buf_t b;
-    buf_init(&b);
-    buf_append(&b, o->bytes, first);
-    const char *tp = !o->origin.stream ? "UDP" : o->origin.tls ? "TLS" : "TCP";
+    char branch[SIP_BRANCH_MAX];
+    size_t branch_len = sip_branch(ss, branch);
     /* The branch names this shard: a response that the kernel hands to
      * another shard's socket finds its way back (sip_receive). */
-    buf_printf(&b, "Via: SIP/2.0/%s %s:%u;branch=z9hG4bK-%u-%s;rport\r\n", tp, sip_cfg.via_host,
-               o->origin.tls ? sip_cfg.tls_port : sip_cfg.port, shard_id(sh), tag);
-    buf_append(&b, o->bytes + first, o->len - first);
-    sip_ctxn_t *c = calloc(1, sizeof(*c) + b.len);
+    buf_t *via = &ss->scratch;
+    via->len = 0;
+    buf_append_str(via, !o->origin.stream ? "Via: SIP/2.0/UDP " : o->origin.tls ? "Via: SIP/2.0/TLS "
+                                                                              : "Via: SIP/2.0/TCP ");
+    buf_append_str(via, sip_cfg.via_host);
+    buf_append_str(via, ":");
+    buf_append_uint(via, o->origin.tls ? sip_cfg.tls_port : sip_cfg.port);
+    buf_append_str(via, ";branch=");
+    buf_append(via, branch, branch_len);
+    buf_append_str(via, ";rport\r\n");
+    size_t len = o->len + via->len;
+    sip_ctxn_t *c = malloc(sizeof(*c) + len);
     if (!c)
         PANIC("out of memory sending a NOTIFY");
+    memset(c, 0, sizeof(*c));
     c->sh = sh;
     c->origin = o->origin;
     c->home = o->home;
@@ -304,21 +309,20 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     c->user = o->user;
     c->from = o->from;
     c->id = o->id;
-    o->user = o->from = o->id = NULL;
-    snprintf(c->branch, sizeof(c->branch), "z9hG4bK-%u-%s", shard_id(sh), tag);
-    c->len = b.len;
-    memcpy(c->bytes, b.data, b.len);
+    memcpy(c->branch, branch, branch_len + 1);
+    memcpy(c->bytes, o->bytes, first);
+    memcpy(c->bytes + first, via->data, via->len);
+    memcpy(c->bytes + first + via->len, o->bytes + first, o->len - first);
+    c->len = len;
     c->interval_ms = SIP_T1_MS;
     c->deadline_ms = shard_now_ms(sh) + SIP_TIMER_F_MS;
     timer_init(&c->timer, sip_ctxn_timer);
     timer_arm(shard_timers(sh), &c->timer,
               c->origin.stream ? c->deadline_ms : shard_now_ms(sh) + c->interval_ms);
     sip_table_add(&ss->ctxns, c);
-    sip_send(sh, &c->origin, b.data, b.len);
+    sip_send(sh, &c->origin, c->bytes, c->len);
     if (c->kind == OUT_NOTIFY)
         metric_inc(shard_metrics(sh), sip_mid.notifies);
-    buf_fini(&b);
-    free(o->user);
     free(o);
 }
 
@@ -443,14 +447,14 @@ static void sip_pidf_body(shard_t *sh, const sip_pres_t *p, buf_t *body)
 }
 
 /* A NOTIFY in s's dialog. pidf: the presentity's document when the caller
- * made it already (one per change, whatever the number of watchers), or NULL. */
+ * made it already (one per change, whatever the number of watchers), or NULL.
+ * Composed with appends, not printf: one is written for every watcher of every change. */
 static void sip_notify_pidf(shard_t *sh, sip_sub_t *s, const char *terminated_reason,
                             const buf_t *pidf)
 {
     sip_pres_t *p = s->pres;
     uint64_t now = shard_now_ms(sh);
-    buf_t b, own;
-    buf_init(&b);
+    buf_t own;
     buf_init(&own);
     const buf_t *body = &own;
     if (s->winfo && !terminated_reason) {
@@ -461,32 +465,56 @@ static void sip_notify_pidf(shard_t *sh, sip_sub_t *s, const char *terminated_re
         else
             sip_pidf_body(sh, p, &own);
     }
-    buf_printf(&b, "NOTIFY %s SIP/2.0\r\n", s->target);
+    buf_t *b = &sip_of(sh)->scratch;
+    b->len = 0;
+    buf_append_str(b, "NOTIFY ");
+    buf_append_str(b, s->target);
+    buf_append_str(b, " SIP/2.0\r\n");
     if (s->routes)
-        buf_append_str(&b, s->routes);
-    buf_printf(&b, "Max-Forwards: 70\r\nFrom: <sip:%s>;tag=%s\r\nTo: %s;tag=%s\r\n"
-                   "Call-ID: %s\r\nCSeq: %u NOTIFY\r\n",
-               p->key, s->local_tag, s->remote, s->remote_tag, s->call_id, ++s->local_cseq);
+        buf_append_str(b, s->routes);
+    buf_append_str(b, "Max-Forwards: 70\r\nFrom: <sip:");
+    buf_append_str(b, p->key);
+    buf_append_str(b, ">;tag=");
+    buf_append_str(b, s->local_tag);
+    buf_append_str(b, "\r\nTo: ");
+    buf_append_str(b, s->remote);
+    buf_append_str(b, ";tag=");
+    buf_append_str(b, s->remote_tag);
+    buf_append_str(b, "\r\nCall-ID: ");
+    buf_append_str(b, s->call_id);
+    buf_append_str(b, "\r\nCSeq: ");
+    buf_append_uint(b, ++s->local_cseq);
+    buf_append_str(b, " NOTIFY\r\nContact: <sip:");
     const char *at = strchr(p->key, '@');
-    buf_printf(&b, "Contact: <sip:%.*s@%s:%u%s>\r\n", (int)(at - p->key), p->key,
-               sip_cfg.via_host, s->origin.tls ? sip_cfg.tls_port : sip_cfg.port,
-               !s->origin.stream ? "" : s->origin.tls ? ";transport=tls" : ";transport=tcp");
-    buf_append_str(&b, s->winfo ? "Event: presence.winfo" : "Event: presence");
-    if (s->event_id)
-        buf_printf(&b, ";id=%s", s->event_id);
-    buf_append_str(&b, "\r\n");
-    unsigned left = s->expires_ms > now ? (unsigned)((s->expires_ms - now + 999) / 1000) : 0;
-    if (terminated_reason)
-        buf_printf(&b, "Subscription-State: terminated;reason=%s\r\n", terminated_reason);
-    else
-        buf_printf(&b, "Subscription-State: %s;expires=%u\r\n",
-                   s->state == SUB_ACTIVE ? "active" : "pending", left);
+    buf_append(b, p->key, (size_t)(at - p->key));
+    buf_append_str(b, "@");
+    buf_append_str(b, sip_cfg.via_host);
+    buf_append_str(b, ":");
+    buf_append_uint(b, s->origin.tls ? sip_cfg.tls_port : sip_cfg.port);
+    buf_append_str(b, !s->origin.stream ? ">\r\n"
+                      : s->origin.tls   ? ";transport=tls>\r\n"
+                                        : ";transport=tcp>\r\n");
+    buf_append_str(b, s->winfo ? "Event: presence.winfo" : "Event: presence");
+    if (s->event_id) {
+        buf_append_str(b, ";id=");
+        buf_append_str(b, s->event_id);
+    }
+    if (terminated_reason) {
+        buf_append_str(b, "\r\nSubscription-State: terminated;reason=");
+        buf_append_str(b, terminated_reason);
+    } else {
+        unsigned left = s->expires_ms > now ? (unsigned)((s->expires_ms - now + 999) / 1000) : 0;
+        buf_append_str(b, s->state == SUB_ACTIVE ? "\r\nSubscription-State: active;expires="
+                                                 : "\r\nSubscription-State: pending;expires=");
+        buf_append_uint(b, left);
+    }
     if (body->len)
-        buf_append_str(&b, s->winfo ? "Content-Type: " WINFO_CONTENT_TYPE "\r\n"
-                                    : "Content-Type: " PIDF_CONTENT_TYPE "\r\n");
-    buf_printf(&b, "Content-Length: %zu\r\n\r\n", body->len);
-    buf_append(&b, body->data, body->len);
-    sip_out_t *o = malloc(sizeof(*o) + b.len);
+        buf_append_str(b, s->winfo ? "\r\nContent-Type: " WINFO_CONTENT_TYPE
+                                   : "\r\nContent-Type: " PIDF_CONTENT_TYPE);
+    buf_append_str(b, "\r\nContent-Length: ");
+    buf_append_uint(b, body->len);
+    buf_append_str(b, "\r\n\r\n");
+    sip_out_t *o = malloc(sizeof(*o) + b->len + body->len);
     if (!o)
         PANIC("out of memory composing a NOTIFY");
     memset(o, 0, sizeof(*o));
@@ -495,15 +523,16 @@ static void sip_notify_pidf(shard_t *sh, sip_sub_t *s, const char *terminated_re
     o->kind = OUT_NOTIFY;
     o->sub_id = s->id;
     o->user = strdup(p->key);
-    o->len = b.len;
-    memcpy(o->bytes, b.data, b.len);
+    o->len = b->len + body->len;
+    memcpy(o->bytes, b->data, b->len);
+    if (body->len)
+        memcpy(o->bytes + b->len, body->data, body->len);
     mbox_msg_t m = { .ptr = o };
     if (shard_call(sh, s->origin.shard, sip_out_send, &m) < 0) {
         LOG_RATELIMITED(LOG_LEVEL_WARN, "mailbox full: a NOTIFY was dropped");
         free(o->user);
         free(o);
     }
-    buf_fini(&b);
     buf_fini(&own);
 }
 

@@ -162,6 +162,7 @@ static void sip_shard_fini(void *p)
     }
     sip_presence_fini(ss);
     sip_gateway_fini(ss);
+    buf_fini(&ss->scratch);
     sip_table_fini(&ss->txns);
     sip_table_fini(&ss->aors);
     sip_table_fini(&ss->pres);
@@ -177,6 +178,10 @@ sip_shard_t *sip_of(shard_t *sh)
         if (!ss)
             PANIC("out of memory creating the SIP service");
         ss->sh = sh;
+        char rnd[17];
+        sip_tag(rnd);
+        memcpy(ss->branch_prefix, rnd, 8);
+        buf_init(&ss->scratch);
         sip_table_init(&ss->txns, 1024, offsetof(sip_txn_t, key));
         sip_table_init(&ss->aors, 1024, offsetof(sip_aor_t, key));
         sip_presence_init(ss);
@@ -339,12 +344,41 @@ static void sip_respond_bytes(shard_t *sh, const sip_origin_t *o, const char *tx
     sip_send(sh, o, data, len);
 }
 
+static const char sip_hex[] = "0123456789abcdef";
+
 void sip_tag(char out[17])
 {
     uint8_t rnd[8];
     RAND_bytes(rnd, sizeof(rnd));
-    for (unsigned i = 0; i < 8; i++)
-        snprintf(out + 2 * i, 3, "%02x", rnd[i]);
+    for (unsigned i = 0; i < 8; i++) {
+        out[2 * i] = sip_hex[rnd[i] >> 4];
+        out[2 * i + 1] = sip_hex[rnd[i] & 15];
+    }
+    out[16] = 0;
+}
+
+size_t sip_branch(sip_shard_t *ss, char out[SIP_BRANCH_MAX])
+{
+    static const char magic[] = "z9hG4bK-";
+    size_t n = sizeof(magic) - 1;
+    memcpy(out, magic, n);
+    char digits[10];
+    size_t d = 0;
+    unsigned id = shard_id(ss->sh);
+    do {
+        digits[d++] = (char)('0' + id % 10);
+        id /= 10;
+    } while (id);
+    while (d)
+        out[n++] = digits[--d];
+    out[n++] = '-';
+    memcpy(out + n, ss->branch_prefix, 8);
+    n += 8;
+    uint64_t seq = ++ss->branch_seq;
+    for (int shift = 60; shift >= 0; shift -= 4)
+        out[n++] = sip_hex[(seq >> shift) & 15];
+    out[n] = 0;
+    return n;
 }
 
 void sip_write_tagged(const sip_msg_t *m, unsigned status, const char *reason, str_t to_tag,
