@@ -106,6 +106,7 @@ void stor_batch_delete(stor_batch_t *b, stor_cf_t cf, const void *key, size_t kl
     ASSERT(key || klen == 0);
     b->st->ops->batch_delete(b, cf, key, klen);
     b->count++;
+    b->deleted_cfs |= 1u << cf;
 }
 
 size_t stor_batch_count(const stor_batch_t *b)
@@ -117,6 +118,7 @@ void stor_batch_clear(stor_batch_t *b)
 {
     b->st->ops->batch_clear(b);
     b->count = 0;
+    b->deleted_cfs = 0;
 }
 
 int stor_batch_commit(stor_t *st, stor_batch_t *b)
@@ -127,9 +129,21 @@ int stor_batch_commit(stor_t *st, stor_batch_t *b)
         return 0;
     int rc = st->ops->batch_commit(st, b);
     ASSERT(rc <= 0);
-    if (rc == 0)
+    if (rc == 0) {
+        /* After the write: a reader that sees the old count and then the key present
+         * read it before this batch was visible, and finds the count moved next time. */
+        for (unsigned cf = 0; cf < STOR_CF_COUNT; cf++)
+            if (b->deleted_cfs & (1u << cf))
+                atomic_fetch_add_explicit(&st->deletes[cf], 1, memory_order_release);
         stor_batch_clear(b);
+    }
     return rc;
+}
+
+uint64_t stor_deletes(stor_t *st, stor_cf_t cf)
+{
+    ASSERT((unsigned)cf < STOR_CF_COUNT);
+    return atomic_load_explicit(&st->deletes[cf], memory_order_acquire);
 }
 
 int stor_get(stor_t *st, stor_cf_t cf, const void *key, size_t klen, void **val, size_t *vlen)

@@ -23,6 +23,7 @@
 #define PRESENCED_STOR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     STOR_CF_META,       /* schema version, node identity */
@@ -118,6 +119,13 @@ void stor_batch_destroy(stor_batch_t *b);           /* NULL ok */
 int stor_batch_commit(stor_t *st, stor_batch_t *b);
 
 /* ---- reads (any thread) ---- */
+
+/*
+ * How many committed batches deleted something in cf since st was opened. A reader that
+ * read this count, then found a key present, may take the key as still there for as
+ * long as the count has not moved: a cache of "exists" that a delete invalidates.
+ */
+uint64_t stor_deletes(stor_t *st, stor_cf_t cf);
 
 /*
  * Point read. On 0, *val is a malloc'd copy (never NULL, even for an empty

@@ -36,11 +36,14 @@ struct stor {
     /* Live batches: a batch refers to the store's handles, so closing under one
      * is a use-after-free waiting to happen; stor_close asserts this is zero. */
     atomic_uint batches;
+    /* Batches committed that deleted something, per column family (stor_deletes). */
+    _Atomic uint64_t deletes[STOR_CF_COUNT];
 };
 
 struct stor_batch {
     stor_t *st;
     size_t count;       /* puts + deletes since the last clear; kept by stor.c */
+    uint32_t deleted_cfs;   /* bit per column family with a delete since the last clear */
 };
 
 /* Sets up the common heads; implementations call these from their constructors. */
@@ -48,12 +51,15 @@ static inline void stor_base_init(stor_t *st, const stor_ops_t *ops)
 {
     st->ops = ops;
     atomic_init(&st->batches, 0);
+    for (unsigned i = 0; i < STOR_CF_COUNT; i++)
+        atomic_init(&st->deletes[i], 0);
 }
 
 static inline void stor_batch_base_init(stor_batch_t *b, stor_t *st)
 {
     b->st = st;
     b->count = 0;
+    b->deleted_cfs = 0;
 }
 
 #endif

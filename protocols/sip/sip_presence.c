@@ -80,6 +80,7 @@ typedef struct sip_pres {
     sip_pub_t *pubs;
     sip_sub_t *subs;
     unsigned n_pubs, n_subs;
+    uint64_t account_seen;      /* stor_deletes + 1 when the account was last found; 0 never */
     char key[];                 /* "user@domain" */
 } sip_pres_t;
 
@@ -834,6 +835,20 @@ static int64_t sip_wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Whether user has an account, read from the store only when no account has been deleted
+ * since it was last found: a presentity that publishes at a rate costs no read each time. */
+static bool sip_pres_account_exists(shard_t *sh, sip_pres_t *p, const char *user)
+{
+    uint64_t deletes = stor_deletes(shard_storage(sh), STOR_CF_ACCOUNTS);
+    if (p && p->account_seen == deletes + 1)
+        return true;
+    if (!sip_account_exists(sh, user))
+        return false;
+    if (p)
+        p->account_seen = deletes + 1;
+    return true;
+}
+
 void sip_publish(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out)
 {
     sip_shard_t *ss = sip_of(sh);
@@ -843,14 +858,14 @@ void sip_publish(shard_t *sh, const sip_msg_t *m, const char *user, buf_t *out)
         sip_write(m, 489, NULL, "Allow-Events: presence\r\n", out);
         return;
     }
-    if (!sip_account_exists(sh, user)) {
+    sip_pres_t *p = sip_pres_find(ss, user, false);
+    if (!sip_pres_account_exists(sh, p, user)) {
         sip_write(m, 404, NULL, NULL, out);
         return;
     }
     uint32_t expires;
     if (sip_expires_of(m, &expires, out) < 0)
         return;
-    sip_pres_t *p = sip_pres_find(ss, user, false);
     const sip_hdr_t *match = sip_msg_get(m, SIP_HDR_SIP_IF_MATCH);
     sip_pub_t *pub = NULL;
     if (match) {

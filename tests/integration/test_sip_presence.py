@@ -419,6 +419,47 @@ def test_subscription_refresh_and_expiry():
         node.cleanup()
 
 
+def publish(w, user, cseq, etag=None, note="here"):
+    """A PUBLISH from w's socket (initial, or modifying etag's publication): the response."""
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\r\n'
+            '<presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:%s@localhost">'
+            '<tuple id="t1"><status><basic>open</basic></status></tuple>'
+            '<note>%s</note></presence>' % (user, note))
+    w.send("PUBLISH sip:%s@localhost SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKp%d;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:%s@localhost>;tag=pt\r\n"
+           "To: <sip:%s@localhost>\r\nCall-ID: p%d@127.0.0.1\r\nCSeq: %d PUBLISH\r\n"
+           "Event: presence\r\nExpires: 60\r\n%s"
+           "Content-Type: application/pidf+xml\r\nContent-Length: %d\r\n\r\n%s"
+           % (user, w.port, cseq, user, user, cseq, cseq,
+              "SIP-If-Match: %s\r\n" % etag if etag else "", len(body), body))
+    return w.read()
+
+
+def test_publish_refused_once_account_deleted():
+    """A presentity that publishes is not looked up in the store every time; deleting its
+    account must still refuse its next PUBLISH (RFC 3903 §6 step 2 with 404)."""
+    import re
+    node = sip_node()
+    try:
+        add_user(node, "pat")
+        w = Watcher(node, user="pat")
+        etag = None
+        for cseq in (1, 2, 3):
+            r = publish(w, "pat", cseq, etag, note="n%d" % cseq)
+            assert status_of(r) == 200, r
+            etag = re.search(r"^SIP-ETag: *(\S+)", r, re.M).group(1)
+        ctl(node, "user", "del", "pat@localhost")
+        r = publish(w, "pat", 4, etag, note="after")
+        assert status_of(r) == 404, r
+        add_user(node, "pat")
+        r = publish(w, "pat", 5, note="again")
+        assert status_of(r) == 200, r
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 def test_sip_over_tls():
     import socket
     import ssl
@@ -453,5 +494,6 @@ if __name__ == "__main__":
         test_presence_gateway_phone_line,
         test_presence_gateway_event_presence,
         test_subscription_refresh_and_expiry,
+        test_publish_refused_once_account_deleted,
         test_sip_over_tls,
     ])

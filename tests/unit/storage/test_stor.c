@@ -475,7 +475,41 @@ static void check_threads(stor_t *st)
         stor_close(st);                                             \
     }
 
+/* stor_deletes counts committed batches with a delete, per column family, and nothing else:
+ * puts, deletes in another family and batches cleared unwritten leave it. */
+static void check_deletes_count(stor_t *st)
+{
+    CHECK_EQ(stor_deletes(st, STOR_CF_ACCOUNTS), 0);
+    put_s(st, STOR_CF_ACCOUNTS, "alice@example.com", "scram-1");
+    put_s(st, STOR_CF_ACCOUNTS, "bob@example.com", "scram-2");
+    CHECK_EQ(stor_deletes(st, STOR_CF_ACCOUNTS), 0);
+    del_s(st, STOR_CF_ROSTERS, "alice@example.com");
+    CHECK_EQ(stor_deletes(st, STOR_CF_ACCOUNTS), 0);
+    CHECK_EQ(stor_deletes(st, STOR_CF_ROSTERS), 1);
+
+    stor_batch_t *b = stor_batch_create(st);
+    REQUIRE(b);
+    stor_batch_delete(b, STOR_CF_ACCOUNTS, "alice@example.com", 17);
+    stor_batch_clear(b);
+    stor_batch_put(b, STOR_CF_ACCOUNTS, "carol@example.com", 17, "scram-3", 7);
+    CHECK_EQ(stor_batch_commit(st, b), 0);
+    CHECK_EQ(stor_deletes(st, STOR_CF_ACCOUNTS), 0);
+    CHECK(has_s(st, STOR_CF_ACCOUNTS, "alice@example.com", "scram-1"));
+
+    /* Two deletes in one batch are one batch. */
+    stor_batch_delete(b, STOR_CF_ACCOUNTS, "alice@example.com", 17);
+    stor_batch_delete(b, STOR_CF_ACCOUNTS, "bob@example.com", 15);
+    CHECK_EQ(stor_deletes(st, STOR_CF_ACCOUNTS), 0);    /* not before the commit */
+    CHECK_EQ(stor_batch_commit(st, b), 0);
+    CHECK_EQ(stor_deletes(st, STOR_CF_ACCOUNTS), 1);
+    CHECK(absent_s(st, STOR_CF_ACCOUNTS, "alice@example.com"));
+    del_s(st, STOR_CF_ACCOUNTS, "carol@example.com");
+    CHECK_EQ(stor_deletes(st, STOR_CF_ACCOUNTS), 2);
+    stor_batch_destroy(b);
+}
+
 BOTH(check_put_get_delete)
+BOTH(check_deletes_count)
 BOTH(check_cf_isolation)
 BOTH(check_batch)
 BOTH(check_big_batch)
@@ -524,6 +558,7 @@ static void test_mem_fail_commits(void)
     stor_mem_fail_commits(st, 2);
     for (int i = 0; i < 2; i++) {
         CHECK_EQ(stor_batch_commit(st, b), -EIO);
+        CHECK_EQ(stor_deletes(st, STOR_CF_ROOMS), 0);      /* a failed commit deleted nothing */
         CHECK_EQ(stor_batch_count(b), 4);           /* kept for a retry */
         CHECK(has_s(st, STOR_CF_ROOMS, "room", "v1"));  /* nothing applied */
         CHECK(absent_s(st, STOR_CF_ROOMS, "new"));
@@ -531,6 +566,7 @@ static void test_mem_fail_commits(void)
     }
     CHECK_EQ(stor_batch_commit(st, b), 0);
     CHECK_EQ(stor_batch_count(b), 0);
+    CHECK_EQ(stor_deletes(st, STOR_CF_ROOMS), 1);
     CHECK(absent_s(st, STOR_CF_ROOMS, "room"));
     CHECK(has_s(st, STOR_CF_ROOMS, "new", "n"));
     CHECK(has_s(st, STOR_CF_ARCHIVE, "a", "a"));
@@ -856,6 +892,8 @@ int main(void)
     T_RUN(test_names);
     T_RUN(check_put_get_delete_mem);
     T_RUN(check_put_get_delete_rocksdb);
+    T_RUN(check_deletes_count_mem);
+    T_RUN(check_deletes_count_rocksdb);
     T_RUN(check_cf_isolation_mem);
     T_RUN(check_cf_isolation_rocksdb);
     T_RUN(check_batch_mem);
