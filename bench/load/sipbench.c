@@ -1,7 +1,7 @@
 /*
  * sipbench - the load generator's SIP mode: presence subscriptions, publications and
- * their NOTIFYs over UDP against a SIP presence server (presenced, or a peer such as
- * Kamailio's presence module on the same workload).
+ * their NOTIFYs over UDP or TCP against a SIP presence server (presenced, or a peer such
+ * as Kamailio's presence module on the same workload).
  *
  * Workload: N presentities p<i>@DOMAIN, each watched by M watchers w<i>_<j>@DOMAIN
  * (N*M subscriptions); every name follows from (N, M).
@@ -12,7 +12,7 @@
  *       ("from") and each watcher's roster holds its presentity ("to"), so that a
  *       server that authorises watchers by the subscription record finds them allowed
  *   sipbench run --port P --presentities N --watchers M [--rates R1,R2,...]
- *                [--duration D] [--server-pid PID] [--json FILE] ...
+ *                [--duration D] [--transport udp|tcp] [--server-pid PID] [--json FILE] ...
  *       phases, each run for every presentity or watcher before the next:
  *         prime        every presentity publishes once (PUBLISH without SIP-If-Match,
  *                      RFC 3903 §4.2), so that every subscription starts with a state
@@ -41,7 +41,8 @@
  * SB_CSEQ_WINDOW CSeqs per dialog tells a retransmission (counted) from a late NOTIFY.
  * Requests are retransmitted as a UDP client transaction does (RFC 3261 §17.1.2.2: Timer
  * E from T1 = 500 ms doubling to T2 = 4 s) and given up at the first Timer E after
- * --timeout (Timer F, 64*T1 = 32 s by default).
+ * --timeout (Timer F, 64*T1 = 32 s by default). Over TCP nothing is retransmitted (Timer
+ * E is for unreliable transports only) and Timer F alone ends a transaction.
  *
  * I/O: each worker thread has its own io_uring and a few UDP sockets, each connected to
  * the server and bound to a source address in 127.0.0.1 and up (--sources). A watcher
@@ -53,6 +54,20 @@
  * ring; each datagram sent is copied into a send slot that lives until its completion.
  * Responses and NOTIFYs are read with presenced's zero-copy SIP parser
  * (protocols/sip/sip_msg.h) and NOTIFYs answered with its response writer.
+ *
+ * --transport tcp: each of those sockets is instead one TCP connection to the server,
+ * bound to its source address the same way, so that a few connections carry the dialogs
+ * of many watchers and presentities, as a SIP trunk from call control does. Via says TCP
+ * and the Contact names the connection's own address and port with ;transport=tcp, so a
+ * server that sends NOTIFYs to the Contact finds the connection open to that address
+ * (Kamailio looks for one by the remote address; presenced sends over the connection the
+ * SUBSCRIBE came on). Receives are the same multishot ones; the bytes are framed
+ * with sip_msg_frame_resume(), a message cut between receives waiting in the
+ * connection's input buffer. What a turn writes to a connection is queued and sent with
+ * one send at the turn's end, the next batch waiting until the kernel took the last one
+ * whole, so that bytes go out in the order they were written. A connection the server
+ * closes, or one that fails, is an error of its kind and ends the run at once (exit 1):
+ * its dialogs would only time out one by one.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -60,6 +75,7 @@
 #include <inttypes.h>
 #include <liburing.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -107,8 +123,15 @@
 #define SB_T1_NS 500000000ull
 #define SB_T2_NS 4000000000ull
 /* Timer E levels: T1, 2*T1, 4*T1, then T2 for good. Each level waits a constant time,
- * so a FIFO per level is ordered by due time. */
+ * so a FIFO per level is ordered by due time. Over TCP one more FIFO holds Timer F
+ * (--timeout after the request, constant too). */
 #define SB_TIMER_LEVELS 4
+#define SB_TIMER_F SB_TIMER_LEVELS
+/* Bytes a TCP connection may hold queued for the server: one turn's requests and 200s to
+ * its NOTIFYs (~400 bytes each; at 100,000 NOTIFYs/s and a turn a millisecond, ~40 KiB)
+ * while the last turn's send is under way. 64 MiB means the server stopped reading
+ * long ago: an error, not a wait. */
+#define SB_TCP_QUEUE_MAX_BYTES (64u << 20)
 /* NOTIFY CSeqs remembered per dialog (one bit each) to tell a retransmission from a
  * NOTIFY that arrives after a later one. A NOTIFY further behind is a retransmission:
  * a server sends a dialog's NOTIFYs in order, and only its retransmissions (for up to
@@ -132,6 +155,7 @@ typedef struct {
     const char *salt_b64;
     unsigned iterations;
     unsigned threads, sockets, sources;
+    bool tcp;                   /* --transport tcp: the sockets are TCP connections */
     unsigned window;            /* requests under way in bulk phases, all workers */
     double subscribe_rate;      /* SUBSCRIBEs/s started; 0: as fast as the window allows */
     unsigned expires_s;
@@ -214,12 +238,15 @@ typedef enum {
     SB_ERR_BAD_STAMP,           /* a NOTIFY body without a note we wrote */
     SB_ERR_LONG_TAG,            /* a To tag or entity tag over SB_TAG_MAX */
     SB_ERR_TERMINATED,          /* the server ended a subscription we did not end */
+    SB_ERR_CLOSED,              /* TCP: the server closed a connection */
+    SB_ERR_UNFRAMED,            /* TCP: bytes sip_msg_frame refused: the stream is lost */
+    SB_ERR_BACKLOG,             /* TCP: SB_TCP_QUEUE_MAX_BYTES queued on a connection */
     SB_ERR_COUNT
 } sb_err_t;
 
 static const char *const sb_err_names[SB_ERR_COUNT] = {
     "send", "recv", "malformed", "truncated", "stray", "other_request", "bad_stamp",
-    "long_tag", "terminated_by_server",
+    "long_tag", "terminated_by_server", "closed", "unframed", "backlog",
 };
 
 /* What a request under way is; errors and retransmissions are counted by it. */
@@ -287,6 +314,14 @@ enum {
 typedef struct {
     int fd;
     char addr[32];              /* "127.0.0.x:port": Via sent-by and Contact */
+    /* TCP only */
+    bool sending;               /* a send of wire is under way */
+    bool dead;                  /* closed or failed: nothing more goes out */
+    buf_t in;                   /* the start of a message still being received */
+    sip_frame_state_t frame;    /* how far framing read in */
+    buf_t out;                  /* written this turn, sent at its end */
+    buf_t wire;                 /* under way: fixed until the kernel took all of it */
+    size_t wire_off;            /* of wire, taken by the kernel so far */
 } sb_sock_t;
 
 typedef struct {
@@ -329,8 +364,8 @@ typedef struct {
     char *slots;
     uint32_t *free_slots;
     uint32_t n_free;
-    sb_fifo_t timers[SB_TIMER_LEVELS];
-    sip_msg_t msg;              /* 6 KiB: the datagram being read */
+    sb_fifo_t timers[SB_TIMER_LEVELS + 1];
+    sip_msg_t msg;              /* 6 KiB: the message being read */
     buf_t reply;
     int phase;
     uint64_t phase_t0;
@@ -349,7 +384,7 @@ typedef struct {
     sb_stage_t stage[SB_STAGES_MAX];
     char first_error[200];
     /* progress, for the main thread (relaxed: counts only) */
-    _Atomic uint64_t p_done, p_datagrams, p_expect;
+    _Atomic uint64_t p_done, p_messages, p_expect;
     _Atomic int p_phase;        /* the phase the worker has entered (release) */
 } sb_worker_t;
 
@@ -366,10 +401,13 @@ static struct {
     sb_worker_t *workers;
     struct sockaddr_in server;
     uint32_t nonce;             /* in every tag, branch and Call-ID: this run's */
+    /* Set by a worker whose TCP connection closed or failed; the main thread ends the
+     * run (relaxed: only a flag, the details are in the worker's first_error). */
+    _Atomic bool aborted;
 } g;
 
 /* user_data: kind in the top byte, a socket or slot index below. */
-enum { UD_RECV = 1, UD_SEND };
+enum { UD_RECV = 1, UD_SEND, UD_TCP_SEND };
 #define UD(kind, idx) (((uint64_t)(kind) << 56) | (uint64_t)(idx))
 
 static struct io_uring_sqe *sb_sqe(sb_worker_t *w)
@@ -392,8 +430,82 @@ static void sb_error(sb_worker_t *w, sb_err_t kind, const char *detail, size_t l
     w->errors[kind]++;
 }
 
+/* A TCP connection that closed or failed: its dialogs are lost, so the run ends (the main
+ * thread polls g.aborted) instead of waiting for each of them to time out. */
+static void sb_conn_lost(sb_worker_t *w, unsigned sock, sb_err_t kind, const char *why)
+{
+    sb_sock_t *sk = &w->socks[sock];
+    if (sk->dead)
+        return;
+    sk->dead = true;
+    char d[160];
+    int n = snprintf(d, sizeof(d), "connection from %s: %s", sk->addr, why);
+    sb_error(w, kind, d, (size_t)n);
+    fprintf(stderr, "sipbench: worker %u: %s: %s\n", w->id, sb_err_names[kind], d);
+    atomic_store_explicit(&g.aborted, true, memory_order_relaxed);
+}
+
+static void sb_send_wire(sb_worker_t *w, unsigned sock)
+{
+    sb_sock_t *sk = &w->socks[sock];
+    ASSERT(!sk->sending);
+    ASSERT(sk->wire_off < sk->wire.len);
+    struct io_uring_sqe *sqe = sb_sqe(w);
+    io_uring_prep_send(sqe, sk->fd, sk->wire.data + sk->wire_off, sk->wire.len - sk->wire_off,
+                       MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, UD(UD_TCP_SEND, sock));
+    sk->sending = true;
+}
+
+/* The end of a turn: what each connection queued goes out in one send, after the last
+ * one was taken whole; until then it waits, which keeps the bytes in order. */
+static void sb_flush(sb_worker_t *w)
+{
+    for (unsigned k = 0; k < w->n_socks; k++) {
+        sb_sock_t *sk = &w->socks[k];
+        if (sk->sending || sk->dead || !sk->out.len)
+            continue;
+        buf_t t = sk->wire;
+        sk->wire = sk->out;
+        sk->out = t;
+        sk->out.len = 0;
+        sk->wire_off = 0;
+        sb_send_wire(w, k);
+    }
+}
+
+static void sb_on_tcp_sent(sb_worker_t *w, unsigned sock, int res)
+{
+    sb_sock_t *sk = &w->socks[sock];
+    ASSERT(sk->sending);
+    sk->sending = false;
+    if (res <= 0) {
+        sb_conn_lost(w, sock, SB_ERR_SEND, res < 0 ? strerror(-res) : "send took nothing");
+        return;
+    }
+    sk->wire_off += (size_t)res;
+    ASSERT(sk->wire_off <= sk->wire.len);
+    if (sk->wire_off < sk->wire.len) {
+        sb_send_wire(w, sock);      /* a short write: its rest before anything newer */
+    } else {
+        sk->wire.len = 0;
+        sk->wire_off = 0;
+    }
+}
+
 static void sb_send(sb_worker_t *w, unsigned sock, const char *data, size_t len)
 {
+    if (opt.tcp) {
+        sb_sock_t *sk = &w->socks[sock];
+        if (sk->dead)
+            return;
+        if (sk->out.len + (sk->wire.len - sk->wire_off) + len > SB_TCP_QUEUE_MAX_BYTES) {
+            sb_conn_lost(w, sock, SB_ERR_BACKLOG, "the server stopped reading");
+            return;
+        }
+        buf_append(&sk->out, data, len);
+        return;
+    }
     ASSERT(len <= SB_SLOT_BYTES);
     if (!w->n_free) {
         w->sync_sends++;
@@ -473,7 +585,11 @@ static void sb_request(sb_worker_t *w, uint32_t ref, sb_rq_kind_t kind, uint32_t
     if (!w->t_first[kind])
         w->t_first[kind] = now;
     sb_send(w, sb_sock_of(w, ref & ~SB_REF_PUB), bytes, len);
-    sb_fifo_push(&w->timers[0], (sb_timer_t){ now + SB_T1_NS, ref, cseq });
+    if (opt.tcp)
+        sb_fifo_push(&w->timers[SB_TIMER_F],
+                     (sb_timer_t){ now + (uint64_t)(opt.timeout_s * 1e9), ref, cseq });
+    else
+        sb_fifo_push(&w->timers[0], (sb_timer_t){ now + SB_T1_NS, ref, cseq });
 }
 
 static bool sb_bulk_phase(int phase)
@@ -518,11 +634,12 @@ static void sb_timeout(sb_worker_t *w, uint32_t ref)
     sb_req_done(w, rq);
 }
 
-/* Retransmits what is due; returns the time to the next due timer (capped). */
+/* Retransmits what is due (UDP) and ends what timed out; returns the time to the next due
+ * timer (capped). */
 static uint64_t sb_timers(sb_worker_t *w, uint64_t now)
 {
     uint64_t next = SB_IDLE_WAIT_NS, timeout_ns = (uint64_t)(opt.timeout_s * 1e9);
-    for (unsigned l = 0; l < SB_TIMER_LEVELS; l++) {
+    for (unsigned l = 0; l <= SB_TIMER_F; l++) {
         sb_fifo_t *q = &w->timers[l];
         while (q->head != q->tail) {
             sb_timer_t t = q->v[q->head & (q->cap - 1)];
@@ -539,6 +656,7 @@ static uint64_t sb_timers(sb_worker_t *w, uint64_t now)
                 sb_timeout(w, t.ref);
                 continue;
             }
+            ASSERT(l < SB_TIMER_F);     /* Timer F is due at the timeout, never before */
             sb_send(w, sb_sock_of(w, t.ref & ~SB_REF_PUB), rq->bytes, rq->len);
             w->retransmitted[rq->kind]++;
             unsigned lv = rq->tries < SB_TIMER_LEVELS ? rq->tries : SB_TIMER_LEVELS - 1;
@@ -551,6 +669,17 @@ static uint64_t sb_timers(sb_worker_t *w, uint64_t now)
 }
 
 /* ---- Requests we write --------------------------------------------------------------- */
+
+/* The Via transport, and the Contact's parameter that says it (RFC 3261 §19.1.1). */
+static const char *sb_via_transport(void)
+{
+    return opt.tcp ? "TCP" : "UDP";
+}
+
+static const char *sb_contact_param(void)
+{
+    return opt.tcp ? ";transport=tcp" : "";
+}
 
 static uint32_t sb_global_sub(const sb_worker_t *w, uint32_t local)
 {
@@ -567,19 +696,20 @@ static void sb_subscribe(sb_worker_t *w, uint32_t local, bool unsubscribe, uint6
     s->cseq++;
     int n = snprintf(m, sizeof(m),
                      "SUBSCRIBE sip:p%" PRIu32 "@%s SIP/2.0\r\n"
-                     "Via: SIP/2.0/UDP %s;branch=z9hG4bK%08xw%" PRIu32 "c%" PRIu32 ";rport\r\n"
+                     "Via: SIP/2.0/%s %s;branch=z9hG4bK%08xw%" PRIu32 "c%" PRIu32 ";rport\r\n"
                      "Max-Forwards: 70\r\n"
                      "From: <sip:w%" PRIu32 "_%" PRIu32 "@%s>;tag=%08xw%" PRIu32 "\r\n"
                      "To: <sip:p%" PRIu32 "@%s>%s%.*s\r\n"
                      "Call-ID: %08xw%" PRIu32 "@sipbench\r\n"
                      "CSeq: %" PRIu32 " SUBSCRIBE\r\n"
-                     "Contact: <sip:w%" PRIu32 "_%" PRIu32 "@%s>\r\n"
+                     "Contact: <sip:w%" PRIu32 "_%" PRIu32 "@%s%s>\r\n"
                      "Event: presence\r\nAccept: application/pidf+xml\r\n"
                      "Expires: %u\r\nContent-Length: 0\r\n\r\n",
-                     pres, opt.domain, sk->addr, g.nonce, gi, s->cseq, pres, j, opt.domain,
+                     pres, opt.domain, sb_via_transport(), sk->addr, g.nonce, gi, s->cseq,
+                     pres, j, opt.domain,
                      g.nonce, gi, pres, opt.domain, unsubscribe ? ";tag=" : "",
                      unsubscribe ? (int)s->to_tag_len : 0, s->to_tag, g.nonce, gi, s->cseq,
-                     pres, j, sk->addr, unsubscribe ? 0 : opt.expires_s);
+                     pres, j, sk->addr, sb_contact_param(), unsubscribe ? 0 : opt.expires_s);
     ASSERT(n > 0 && (size_t)n < sizeof(m));
     if (unsubscribe)
         sb_set_state(w, local, S_UNSUBSCRIBING);
@@ -612,7 +742,7 @@ static void sb_publish(sb_worker_t *w, uint32_t local, unsigned stage, bool remo
     p->cseq++;
     int n = snprintf(m, sizeof(m),
                      "PUBLISH sip:p%" PRIu32 "@%s SIP/2.0\r\n"
-                     "Via: SIP/2.0/UDP %s;branch=z9hG4bK%08xp%" PRIu32 "c%" PRIu32 ";rport\r\n"
+                     "Via: SIP/2.0/%s %s;branch=z9hG4bK%08xp%" PRIu32 "c%" PRIu32 ";rport\r\n"
                      "Max-Forwards: 70\r\n"
                      "From: <sip:p%" PRIu32 "@%s>;tag=%08xp%" PRIu32 "\r\n"
                      "To: <sip:p%" PRIu32 "@%s>\r\n"
@@ -620,7 +750,8 @@ static void sb_publish(sb_worker_t *w, uint32_t local, unsigned stage, bool remo
                      "CSeq: %" PRIu32 " PUBLISH\r\n"
                      "Event: presence\r\nExpires: %u\r\n%s%.*s%s%s"
                      "Content-Length: %d\r\n\r\n%s",
-                     i, opt.domain, sk->addr, g.nonce, i, p->cseq, i, opt.domain, g.nonce, i,
+                     i, opt.domain, sb_via_transport(), sk->addr, g.nonce, i, p->cseq, i,
+                     opt.domain, g.nonce, i,
                      i, opt.domain, g.nonce, i, p->cseq, remove ? 0 : opt.expires_s,
                      p->etag_len ? "SIP-If-Match: " : "", (int)p->etag_len, p->etag,
                      p->etag_len ? "\r\n" : "",
@@ -847,20 +978,11 @@ static void sb_on_notify(sb_worker_t *w, unsigned sock, const sip_msg_t *m, uint
         w->notify_nobody++;
 }
 
-static void sb_on_datagram(sb_worker_t *w, unsigned sock, const char *data, size_t len,
-                           uint64_t now)
+static void sb_on_message(sb_worker_t *w, unsigned sock, const char *data, size_t len,
+                          sip_msg_transport_t tp, uint64_t now)
 {
-    if (len >= SB_RECV_BUF_BYTES) {
-        sb_error(w, SB_ERR_TRUNCATED, data, 80);
-        return;
-    }
-    size_t crlf = 0;
-    while (crlf < len && (data[crlf] == '\r' || data[crlf] == '\n'))
-        crlf++;
-    if (crlf == len)
-        return;     /* RFC 5626 §4.4.1 keep-alive */
     sip_msg_t *m = &w->msg;
-    if (sip_msg_parse(m, data, len, SIP_MSG_DATAGRAM, NULL) < 0) {
+    if (sip_msg_parse(m, data, len, tp, NULL) < 0) {
         sb_error(w, SB_ERR_MALFORMED, data, len);
         return;
     }
@@ -871,6 +993,64 @@ static void sb_on_datagram(sb_worker_t *w, unsigned sock, const char *data, size
     else if (m->method != SIP_METHOD_ACK) {
         sb_error(w, SB_ERR_OTHER_REQUEST, m->start_line.ptr, m->start_line.len);
         sb_answer(w, sock, m, 501);
+    }
+}
+
+static void sb_on_datagram(sb_worker_t *w, unsigned sock, const char *data, size_t len,
+                           uint64_t now)
+{
+    atomic_fetch_add_explicit(&w->p_messages, 1, memory_order_relaxed);
+    if (len >= SB_RECV_BUF_BYTES) {
+        sb_error(w, SB_ERR_TRUNCATED, data, 80);
+        return;
+    }
+    size_t crlf = 0;
+    while (crlf < len && (data[crlf] == '\r' || data[crlf] == '\n'))
+        crlf++;
+    if (crlf == len)
+        return;     /* RFC 5626 §4.4.1 keep-alive */
+    sb_on_message(w, sock, data, len, SIP_MSG_DATAGRAM, now);
+}
+
+/*
+ * Bytes from a TCP connection: every message they complete, framed by Content-Length
+ * (RFC 3261 §18.3). Messages whole in the receive buffer are read where they lie; only a
+ * message cut by the buffer's end is copied to the connection's input buffer, which the
+ * framer's msg_max_bytes (64 KiB) bounds.
+ */
+static void sb_on_stream(sb_worker_t *w, unsigned sock, const char *data, size_t len,
+                         uint64_t now)
+{
+    sb_sock_t *sk = &w->socks[sock];
+    if (sk->dead)
+        return;
+    bool buffered = sk->in.len > 0;
+    if (buffered) {
+        buf_append(&sk->in, data, len);
+        data = sk->in.data;
+        len = sk->in.len;
+    }
+    size_t off = 0;
+    while (off < len) {
+        sip_frame_t fr;
+        ssize_t n = sip_msg_frame_resume(&sk->frame, data + off, len - off, NULL, &fr);
+        off += fr.skip_bytes;   /* CRLFs between messages; a server sends no pings */
+        if (n == 0)
+            break;
+        if (n < 0) {
+            sb_conn_lost(w, sock, SB_ERR_UNFRAMED, sip_msg_err_reason((sip_msg_err_t)n));
+            return;
+        }
+        atomic_fetch_add_explicit(&w->p_messages, 1, memory_order_relaxed);
+        sb_on_message(w, sock, data + off, (size_t)n, SIP_MSG_STREAM, now);
+        off += (size_t)n;
+    }
+    ASSERT(off <= len);
+    if (buffered) {
+        memmove(sk->in.data, sk->in.data + off, len - off);
+        sk->in.len = len - off;
+    } else if (off < len) {
+        buf_append(&sk->in, data + off, len - off);
     }
 }
 
@@ -886,24 +1066,33 @@ static void sb_on_cqe(sb_worker_t *w, const struct io_uring_cqe *cqe, uint64_t n
             sb_error(w, SB_ERR_SEND, strerror(-res), strlen(strerror(-res)));
         return;
     }
+    if (kind == UD_TCP_SEND) {
+        sb_on_tcp_sent(w, idx, res);
+        return;
+    }
     if (kind != UD_RECV)
         return;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint16_t bid = (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
         bufring_taken(&w->br);
-        if (res > 0) {
+        if (res > 0 && opt.tcp)
+            sb_on_stream(w, idx, bufring_buf(&w->br, bid), (size_t)res, now);
+        else if (res > 0)
             sb_on_datagram(w, idx, bufring_buf(&w->br, bid), (size_t)res, now);
-            atomic_fetch_add_explicit(&w->p_datagrams, 1, memory_order_relaxed);
-        }
         bufring_recycle(&w->br, bid);
     }
     if (cqe->flags & IORING_CQE_F_MORE)
         return;
-    if (res == -ENOBUFS)
+    if (res == -ENOBUFS) {
         w->enobufs++;
-    else if (res < 0)
+    } else if (opt.tcp && res <= 0) {
+        sb_conn_lost(w, idx, res ? SB_ERR_RECV : SB_ERR_CLOSED,
+                     res ? strerror(-res) : "closed by the server");
+        return;
+    } else if (res < 0) {
         sb_error(w, SB_ERR_RECV, strerror(-res), strlen(strerror(-res)));
-    sb_arm_recv(w, idx);        /* a datagram socket has no end of stream */
+    }
+    sb_arm_recv(w, idx);        /* until the stream's end; a datagram socket has none */
 }
 
 /* ---- Phases in a worker ------------------------------------------------------------------ */
@@ -1026,9 +1215,17 @@ static int sb_open_socket(sb_worker_t *w, unsigned k)
     unsigned global = w->id * opt.sockets + k;
     struct sockaddr_in src = { .sin_family = AF_INET };
     src.sin_addr.s_addr = htonl(0x7f000001u + global % opt.sources);
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_INET, (opt.tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
+    /* What a turn queued goes out at once: Nagle would hold a 200 to a NOTIFY until the
+     * server acknowledged the last segment. */
+    int one = 1;
+    if (opt.tcp && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
     /* Room for a stage's bursts on both sides; FORCE goes past net.core.*mem_max when
      * root, else the plain option gets what the limit allows. */
     int rcv = 16 << 20, snd = 4 << 20;
@@ -1048,6 +1245,10 @@ static int sb_open_socket(sb_worker_t *w, unsigned k)
     inet_ntop(AF_INET, &src.sin_addr, ip, sizeof(ip));
     snprintf(sk->addr, sizeof(sk->addr), "%s:%u", ip, ntohs(src.sin_port));
     sk->fd = fd;
+    buf_init(&sk->in);
+    buf_init(&sk->out);
+    buf_init(&sk->wire);
+    sip_frame_state_init(&sk->frame);
     return 0;
 }
 
@@ -1069,6 +1270,13 @@ static void *sb_worker_main(void *arg)
     for (unsigned k = 0; k < w->n_socks; k++)
         sb_arm_recv(w, k);
 
+    /*
+     * A turn: enter the phase the main thread published; start what the phase's schedule
+     * owes (requests, PUBLISHes); retransmit and time out; over TCP, send what each
+     * connection queued; submit and wait until a completion or the next due time; reap the
+     * completions in a batch (responses, NOTIFYs and their 200s, which the next turn's
+     * flush sends) and advance once; give the receive buffers back.
+     */
     for (;;) {
         uint64_t now = clk_monotonic_ns();
         int phase = atomic_load_explicit(&g.phase, memory_order_acquire);
@@ -1084,6 +1292,8 @@ static void *sb_worker_main(void *arg)
         uint64_t t = sb_timers(w, now);
         if (t < wait_ns)
             wait_ns = t;
+        if (opt.tcp)
+            sb_flush(w);
         struct __kernel_timespec ts = { .tv_sec = (long long)(wait_ns / 1000000000u),
                                         .tv_nsec = (long long)(wait_ns % 1000000000u) };
         struct io_uring_cqe *cqe;
@@ -1101,8 +1311,13 @@ static void *sb_worker_main(void *arg)
     }
     bufring_fini(&w->br, &w->ring);
     io_uring_queue_exit(&w->ring);
-    for (unsigned k = 0; k < w->n_socks; k++)
-        close(w->socks[k].fd);
+    for (unsigned k = 0; k < w->n_socks; k++) {
+        sb_sock_t *sk = &w->socks[k];
+        close(sk->fd);
+        buf_fini(&sk->in);
+        buf_fini(&sk->out);
+        buf_fini(&sk->wire);
+    }
     return NULL;
 }
 
@@ -1288,12 +1503,17 @@ static uint64_t sb_sum_done(void)
     return s;
 }
 
-static uint64_t sb_sum_datagrams(void)
+static uint64_t sb_sum_messages(void)
 {
     uint64_t s = 0;
     for (unsigned t = 0; t < opt.threads; t++)
-        s += atomic_load_explicit(&g.workers[t].p_datagrams, memory_order_relaxed);
+        s += atomic_load_explicit(&g.workers[t].p_messages, memory_order_relaxed);
     return s;
+}
+
+static bool sb_aborted(void)
+{
+    return atomic_load_explicit(&g.aborted, memory_order_relaxed);
 }
 
 /* Waits until the phase's steps are done, or the phase timeout. */
@@ -1301,6 +1521,8 @@ static bool sb_wait_done(uint64_t owed)
 {
     uint64_t deadline = clk_monotonic_ns() + (uint64_t)(opt.phase_timeout_s * 1e9);
     while (sb_sum_done() < owed) {
+        if (sb_aborted())
+            return false;
         if (clk_monotonic_ns() > deadline) {
             fprintf(stderr, "sipbench: phase timeout: %" PRIu64 " of %" PRIu64 " done\n",
                     sb_sum_done(), owed);
@@ -1313,18 +1535,19 @@ static bool sb_wait_done(uint64_t owed)
 
 /* Waits until nothing arrived for opt.quiet_s (or the phase timeout): no NOTIFY, and no
  * retransmission of one either, so that an overloaded stage's tail does not run into
- * the next. Returns when the last datagram came. */
+ * the next. Returns when the last message came. */
 static uint64_t sb_wait_quiet(void)
 {
     uint64_t deadline = clk_monotonic_ns() + (uint64_t)(opt.phase_timeout_s * 1e9);
-    uint64_t last = sb_sum_datagrams(), last_t = clk_monotonic_ns();
+    uint64_t last = sb_sum_messages(), last_t = clk_monotonic_ns();
     for (;;) {
         sb_sleep_ms(20);
-        uint64_t now = clk_monotonic_ns(), v = sb_sum_datagrams();
+        uint64_t now = clk_monotonic_ns(), v = sb_sum_messages();
         if (v != last) {
             last = v;
             last_t = now;
-        } else if (now - last_t >= (uint64_t)(opt.quiet_s * 1e9) || now > deadline) {
+        } else if (now - last_t >= (uint64_t)(opt.quiet_s * 1e9) || now > deadline ||
+                   sb_aborted()) {
             return last_t;
         }
     }
@@ -1450,10 +1673,10 @@ static double sb_stage_delivered_pct(const sb_stage_t *s)
 static void sb_report_table(void)
 {
     uint64_t subs = (uint64_t)opt.presentities * opt.watchers;
-    printf("sipbench %s over UDP: %u presentities x %u watchers = %" PRIu64 " subscriptions, "
-           "%u threads x %u sockets, %u sources\n",
-           opt.label, opt.presentities, opt.watchers, subs, opt.threads, opt.sockets,
-           opt.sources);
+    printf("sipbench %s over %s: %u presentities x %u watchers = %" PRIu64 " subscriptions, "
+           "%u threads x %u %s, %u sources\n",
+           opt.label, opt.tcp ? "TCP" : "UDP", opt.presentities, opt.watchers, subs,
+           opt.threads, opt.sockets, opt.tcp ? "connections" : "sockets", opt.sources);
     printf("prime: %" PRIu64 "/%u published in %.3f s\n", tot.prime_ok, opt.presentities,
            use_prime.wall_s);
     double ss = sb_span_s(RQ_SUBSCRIBE);
@@ -1556,9 +1779,10 @@ static int sb_report_json(void)
     struct utsname un;
     uname(&un);
     uint64_t subs = (uint64_t)opt.presentities * opt.watchers;
-    fprintf(f, "{\"tool\":\"sipbench\",\"label\":\"%s\",\"transport\":\"udp\",\"commit\":\"%s\","
+    fprintf(f, "{\"tool\":\"sipbench\",\"label\":\"%s\",\"transport\":\"%s\",\"commit\":\"%s\","
                "\"kernel\":\"%s\",\"cores\":%ld,",
-            opt.label, opt.commit ? opt.commit : "", un.release, sysconf(_SC_NPROCESSORS_ONLN));
+            opt.label, opt.tcp ? "tcp" : "udp", opt.commit ? opt.commit : "", un.release,
+            sysconf(_SC_NPROCESSORS_ONLN));
     fprintf(f, "\"params\":{\"presentities\":%u,\"watchers\":%u,\"subscriptions\":%" PRIu64
                ",\"threads\":%u,\"sockets\":%u,\"sources\":%u,\"window\":%u,"
                "\"subscribe_rate\":%.0f,\"expires_s\":%u,\"duration_s\":%.3f},",
@@ -1712,12 +1936,24 @@ static int sb_run(void)
         if (pthread_create(&g.workers[t].thread, NULL, sb_worker_main, &g.workers[t]) != 0)
             return 1;
     sb_sleep_ms(50);
+    /* Names for the report, which an aborted run prints before every phase ran. */
+    use_prime.name = "prime";
+    use_subscribe.name = "subscribe";
+    use_unsubscribe.name = "unsubscribe";
+    use_unpublish.name = "unpublish";
+    for (unsigned k = 0; k < opt.n_rates; k++) {
+        snprintf(stage_names[k], sizeof(stage_names[k]), "stage %u (%.0f/s)", k + 1,
+                 opt.rates[k]);
+        use_stage[k].name = stage_names[k];
+    }
 
     sb_sample_t s0 = sb_sample();
     server_procs = s0.server_procs;
     fprintf(stderr, "sipbench: prime: %u presentities publish...\n", opt.presentities);
     sb_wait_done(sb_set_phase(SB_PH_PRIME));
     sb_set_phase(SB_PH_QUIET);
+    if (sb_aborted())
+        goto end;
     sb_sample_t s1 = sb_sample();
     use_prime = sb_use("prime", s0, s1);
     mem_before_kib = s1.server_pss_kib;
@@ -1728,6 +1964,8 @@ static int sb_run(void)
     sb_wait_done(sb_set_phase(SB_PH_SUBSCRIBE));
     uint64_t last = sb_wait_quiet();
     sb_set_phase(SB_PH_QUIET);
+    if (sb_aborted())
+        goto end;
     subscribe_quiet_s = (double)(last - s1.t_ns) / 1e9;
     sb_sample_t s2 = sb_sample();
     use_subscribe = sb_use("subscribe", s1, s2);
@@ -1743,6 +1981,8 @@ static int sb_run(void)
         sb_sleep_ms((unsigned)(opt.idle_s * 1000));
         mem_idle_kib = sb_sample().server_pss_kib;
     }
+    if (sb_aborted())
+        goto end;
 
     for (unsigned k = 0; k < opt.n_rates; k++) {
         uint64_t t0 = clk_monotonic_ns() + 20000000u;   /* every worker awake by then */
@@ -1755,13 +1995,13 @@ static int sb_run(void)
         while (clk_monotonic_ns() < t0)
             sb_sleep_ms(1);
         sb_sample_t a = sb_sample();
-        while (clk_monotonic_ns() < t1)
+        while (clk_monotonic_ns() < t1 && !sb_aborted())
             sb_sleep_ms(5);
         sb_sample_t b = sb_sample();
-        snprintf(stage_names[k], sizeof(stage_names[k]), "stage %u (%.0f/s)", k + 1,
-                 opt.rates[k]);
         use_stage[k] = sb_use(stage_names[k], a, b);
         sb_set_phase(SB_PH_QUIET);
+        if (sb_aborted())
+            goto end;
         /* Let an overloaded stage's backlog drain before the next one. */
         sb_sleep_ms((unsigned)(opt.settle_s * 1000));
         sb_wait_quiet();
@@ -1772,6 +2012,8 @@ static int sb_run(void)
     sb_wait_done(sb_set_phase(SB_PH_UNSUBSCRIBE));
     sb_wait_quiet();
     sb_set_phase(SB_PH_QUIET);
+    if (sb_aborted())
+        goto end;
     sb_sample_t s4 = sb_sample();
     use_unsubscribe = sb_use("unsubscribe", s3, s4);
     tot.active_end = sb_active_now();
@@ -1779,6 +2021,7 @@ static int sb_run(void)
     sb_wait_done(sb_set_phase(SB_PH_UNPUBLISH));
     sb_sample_t s5 = sb_sample();
     use_unpublish = sb_use("unpublish", s4, s5);
+end:
     sb_set_phase(SB_PH_EXIT);
     for (unsigned t = 0; t < opt.threads; t++)
         pthread_join(g.workers[t].thread, NULL);
@@ -1795,6 +2038,10 @@ static int sb_run(void)
     }
     for (unsigned e = 0; e < SB_ERR_COUNT; e++)
         errors += tot.errors[e];
+    if (sb_aborted()) {
+        fprintf(stderr, "sipbench: run ended early: a TCP connection was lost (errors above)\n");
+        return 1;
+    }
     return errors ? 3 : 0;
 }
 
@@ -1806,12 +2053,13 @@ static void sb_usage(void)
             "usage: sipbench provision [--presentities N] [--watchers M] [--domain D] "
             "[--password P] [--salt B64] [--iterations I] [--out FILE]\n"
             "       sipbench run --port P [--host A] [--presentities N] [--watchers M]\n"
-            "                [--domain D] [--threads T] [--sockets S] [--sources S]\n"
-            "                [--window W] [--subscribe-rate R] [--expires S]\n"
+            "                [--domain D] [--transport udp|tcp] [--threads T] [--sockets S]\n"
+            "                [--sources S] [--window W] [--subscribe-rate R] [--expires S]\n"
             "                [--rates R1,R2,...] [--duration S] [--settle S] [--quiet S]\n"
             "                [--timeout S] [--phase-timeout S] [--idle S] [--server-pid PID]\n"
             "                [--json FILE] [--commit C] [--label NAME]\n"
-            "exit: 0 done, 2 usage, 3 done with errors, 1 could not run\n");
+            "exit: 0 done, 2 usage, 3 done with errors, 1 could not run or lost a TCP "
+            "connection\n");
     exit(2);
 }
 
@@ -1850,6 +2098,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--password")) opt.password = v;
         else if (!strcmp(a, "--salt")) opt.salt_b64 = v;
         else if (!strcmp(a, "--iterations")) opt.iterations = (unsigned)atoi(v);
+        else if (!strcmp(a, "--transport") && (!strcmp(v, "udp") || !strcmp(v, "tcp")))
+            opt.tcp = !strcmp(v, "tcp");
         else if (!strcmp(a, "--threads")) opt.threads = (unsigned)atoi(v);
         else if (!strcmp(a, "--sockets")) opt.sockets = (unsigned)atoi(v);
         else if (!strcmp(a, "--sources")) opt.sources = (unsigned)atoi(v);
