@@ -7,7 +7,7 @@
 #   bench/sip_compare.sh [-b BUILD_DIR] [-n PRESENTITIES] [-m WATCHERS] [-r RUNS]
 #                        [-s SWEEP] [-S KAMAILIO_SWEEP] [-d SECONDS] [-w WINDOW]
 #                        [-k KAMAILIO_CHILDREN] [-t THREADS] [-o SOCKETS] [-i IDLE]
-#                        [-P] [-B]
+#                        [-P] [-B] [-T]
 #
 # Installs what is missing (kamailio, kamailio-presence-modules; db_text ships
 # with kamailio), builds presenced, presencectl and sipbench in BUILD_DIR
@@ -41,6 +41,23 @@
 # presenced/Kamailio. -P runs presenced alone (sizes Kamailio's memory
 # would not hold).
 #
+# -T runs everything over TCP instead of UDP, the way a call-control SIP
+# trunk carries phones' presence subscriptions: sipbench --transport tcp, its
+# SOCKETS (default 16 with -T) each one TCP connection that carries the
+# dialogs of many watchers and presentities; presenced unchanged (its `[sip]
+# listen` serves TCP on the same port as UDP); Kamailio started with
+# -A WITH_TCP, which adds a TCP listener on its port with KAMAILIO_CHILDREN
+# TCP workers (see kamailio.cfg). Both servers get the same bound on what one
+# connection may queue for a slow reader: presenced's `[net]
+# output_queue_max_bytes` and Kamailio's `tcp_conn_wq_max`, 2 KiB per
+# subscription (40 MiB at 2,000 x 10). A NOTIFY with one tuple is about
+# 1 KiB, and a presentity has one PUBLISH under way at a time, so no more
+# than one NOTIFY per subscription can wait for the generator: past a
+# server's peak its NOTIFYs queue and their latency grows, where the
+# defaults (256 KiB, and Kamailio's 32 KiB) would close a connection and end
+# the run. The socket drop counts are UDP's and left out. The header says
+# "over TCP".
+#
 # -B (diagnosis) adds a third server, presenced_rcvbuf: presenced with an
 # LD_PRELOAD shim (compiled into the work dir) that gives each UDP socket it
 # binds SO_RCVBUF = net.core.rmem_max, the receive buffer Kamailio's
@@ -73,7 +90,9 @@ sockets=64
 presenced_only=0
 rcvbuf=0
 idle=35
-while getopts b:n:m:r:s:S:d:w:k:t:o:i:PB o; do
+tcp=0
+sockets_set=0
+while getopts b:n:m:r:s:S:d:w:k:t:o:i:PBT o; do
     case $o in
         b) build=$OPTARG ;;
         n) pres=$OPTARG ;;
@@ -85,13 +104,22 @@ while getopts b:n:m:r:s:S:d:w:k:t:o:i:PB o; do
         w) window=$OPTARG ;;
         k) children=$OPTARG ;;
         t) threads=$OPTARG ;;
-        o) sockets=$OPTARG ;;
+        o) sockets=$OPTARG; sockets_set=1 ;;
         i) idle=$OPTARG ;;
         P) presenced_only=1 ;;
         B) rcvbuf=1 ;;
-        *) sed -n '2,56p' "$0" >&2; exit 2 ;;
+        T) tcp=1 ;;
+        *) sed -n '2,75p' "$0" >&2; exit 2 ;;
     esac
 done
+transport=udp
+tcp_queue=
+if [ "$tcp" = 1 ]; then
+    transport=tcp
+    [ "$sockets_set" = 1 ] || sockets=16
+    tcp_queue=$((pres * watchers * 2048))
+    [ "$tcp_queue" -ge 262144 ] || tcp_queue=262144
+fi
 
 need=()
 if [ "$presenced_only" = 0 ]; then
@@ -139,6 +167,9 @@ auth = off
 listen =
 tls_listen =
 EOF
+if [ "$tcp" = 1 ]; then
+    printf '[net]\noutput_queue_max_bytes = %s\n' "$tcp_queue" >> "$work/presenced.conf"
+fi
 
 # Waits until a SIP server answers anything to an OPTIONS on port $1.
 sip_ready() {
@@ -210,12 +241,15 @@ start_kamailio() {
     done
     sed -e "s#@PORT@#$kam_port#g; s#@DBDIR@#$work/kamdb#g; s#@CHILDREN@#$children#g" \
         -e "s#@DOMAIN@#localhost#g; s#/usr/lib/x86_64-linux-gnu/kamailio/modules/#$kam_modules/#" \
+        -e "s#@TCPQUEUE@#$tcp_queue#g" \
         bench/peers/kamailio/kamailio.cfg > "$work/kamailio.cfg"
     # -DD: the main process stays in the foreground (our child, stopped by its
     # PID) and forks its workers; 1 GiB of shared memory holds 20,000
     # subscriptions with room to spare.
-    kamailio -f "$work/kamailio.cfg" -DD -E -m 1024 -M 32 -P "$work/kamailio.pid" \
-        >>"$work/kamailio.log" 2>&1 &
+    local defs=()
+    [ "$tcp" = 1 ] && defs=(-A WITH_TCP)
+    kamailio -f "$work/kamailio.cfg" "${defs[@]}" -DD -E -m 1024 -M 32 \
+        -P "$work/kamailio.pid" >>"$work/kamailio.log" 2>&1 &
     pid=$!
     if ! sip_ready "$kam_port"; then
         echo "kamailio did not start:" >&2
@@ -232,10 +266,12 @@ udp_drops() {
 
 commit=${COMMIT:-$(git rev-parse --short HEAD)}
 echo "# $(date -u +%FT%TZ) commit $commit kernel $(uname -r) cores $(nproc)"
-echo "# $pres presentities x $watchers watchers = $((pres * watchers)) subscriptions over UDP;" \
+echo "# $pres presentities x $watchers watchers = $((pres * watchers)) subscriptions over" \
+     "${transport^^};" \
      "presenced 2 shards$([ "$presenced_only" = 0 ] &&
      echo ", kamailio $(dpkg-query -W -f '${Version}' kamailio) with $children workers");" \
-     "sipbench $threads thread(s) x $sockets sockets, window $window;" \
+     "sipbench $threads thread(s) x $sockets $([ "$tcp" = 1 ] && echo connections ||
+     echo sockets), window $window;" \
      "server, peer and generator share the $(nproc) cores"
 
 start_presenced
@@ -264,11 +300,16 @@ run_one() {
     local drops0 rc=0
     drops0=$(udp_drops "$port")
     timeout 1800 "$build/bench/sipbench" run --port "$port" --presentities "$pres" \
-        --watchers "$watchers" --threads "$threads" --sockets "$sockets" --window "$window" \
+        --watchers "$watchers" --transport "$transport" --threads "$threads" \
+        --sockets "$sockets" --window "$window" \
         --server-pid "$pid" --label "$server" --commit "$commit" \
         --json "$work/$server-$tag.json" "$@" >"$work/$server-$tag.out" \
         2>"$work/$server-$tag.err" || rc=$?
-    echo $(( $(udp_drops "$port") - drops0 )) > "$work/$server-$tag.drops"
+    if [ "$tcp" = 1 ]; then
+        echo - > "$work/$server-$tag.drops"     # nothing to drop on a stream
+    else
+        echo $(( $(udp_drops "$port") - drops0 )) > "$work/$server-$tag.drops"
+    fi
     if [ "$server" != kamailio ]; then
         curl -s "http://127.0.0.1:$admin_port/metrics" > "$work/$server-$tag.metrics" || true
     fi
@@ -288,9 +329,10 @@ print("%s %s: %d active, %.0f SUBSCRIBE/s; " % (r["label"], sys.argv[1].split("-
       "%.0f PUBLISH/s -> %.0f NOTIFY/s (%.1f%%, p99 %.1f ms)" % (
           st["publishes_per_s"], st["notifies_per_s"], st["delivered_pct"],
           st["latency_us"]["p99"] / 1e3) for st in r["stages"]) +
-      "; errors %s; NOTIFY retransmissions %d; server socket drops %s" % (
+      "; errors %s; NOTIFY retransmissions %d%s" % (
       ",".join("%s=%d" % kv for kv in sorted(r["errors"].items())) or "none",
-      r["notify"]["retransmissions_seen"], sys.argv[2]))
+      r["notify"]["retransmissions_seen"],
+      "" if sys.argv[2] == "-" else "; server socket drops " + sys.argv[2]))
 EOF
 }
 
@@ -345,7 +387,7 @@ def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else float("nan")
 def drops(server, kind):
-    return [int(open(p).read()) for p in sorted(glob.glob(
+    return [open(p).read().strip() for p in sorted(glob.glob(
         os.path.join(work, "%s-%s*.drops" % (server, kind))))]
 rows = []
 def row(name, fn, kind, fmt="%.0f", better="high"):
@@ -399,6 +441,7 @@ for s in servers:
     for r in runs(s, "sweep") + runs(s, "half"):
         for k, v in r["errors"].items():
             errs[k] = errs.get(k, 0) + v
-    print("%s: server UDP socket drops per run %s; errors over all runs: %s" % (
-        s, d, ", ".join("%s=%d" % kv for kv in sorted(errs.items())) or "none"))
+    print("%s: %serrors over all runs: %s" % (
+        s, "" if "-" in d else "server UDP socket drops per run [%s]; " % ", ".join(d),
+        ", ".join("%s=%d" % kv for kv in sorted(errs.items())) or "none"))
 EOF
