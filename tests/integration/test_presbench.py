@@ -178,6 +178,44 @@ def test_register_refused():
         node.cleanup()
 
 
+def sip_node(import_file):
+    """A node serving SIP without authentication on a port of its own, with the
+    accounts of sipbench's import file; returns (node, sip_port)."""
+    port = harness.free_port()
+    # XMPP stays on: its session manager keeps the subscription records that
+    # authorise the SIP watchers.
+    node = Node(config=CONFIG + "[sip]\nlisten = 127.0.0.1:%d\nauth = off\n" % port)
+    node.wait_ready()
+    try:
+        path = os.path.join(node.tmp, "users.jsonl")
+        with open(path, "w") as f:
+            f.write(import_file)
+        imp = subprocess.run([PRESENCECTL, "--admin", "127.0.0.1:%d" % node.admin_port,
+                              "import", path], capture_output=True, text=True, timeout=120)
+        assert imp.returncode == 0, imp.stderr
+    except BaseException:
+        node.stop()
+        node.cleanup()
+        raise
+    return node, port
+
+
+def sip_provision(presentities, watchers):
+    out = presbench("sip", "provision", "--presentities", presentities, "--watchers", watchers)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def sip_run(node, port, presentities, watchers, *extra):
+    out_json = os.path.join(node.tmp, "sip.json")
+    out = presbench("sip", "run", "--port", port, "--presentities", presentities, "--watchers",
+                    watchers, "--rates", 50, "--duration", 2, "--quiet", 0.5, "--json", out_json,
+                    *extra)
+    assert out.returncode == 0, out.stdout + out.stderr
+    with open(out_json) as f:
+        return json.load(f), out.stdout
+
+
 def test_sip_mode_is_sipbench():
     """`presbench sip` is sipbench: the same import file, and a short run of
     SUBSCRIBE/PUBLISH/NOTIFY against presenced with every NOTIFY owed received."""
@@ -187,24 +225,10 @@ def test_sip_mode_is_sipbench():
     b = subprocess.run([sipbench] + args, capture_output=True, text=True, timeout=60)
     assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
     assert a.stdout == b.stdout and a.stdout.count("\n") == 20 * 4, a.stdout[:500]
-    port = harness.free_port()
-    # XMPP stays on: its session manager keeps the subscription records that
-    # authorise the SIP watchers.
-    node = Node(config=CONFIG + "[sip]\nlisten = 127.0.0.1:%d\nauth = off\n" % port)
-    node.wait_ready()
+    node, port = sip_node(a.stdout)
     try:
-        path = os.path.join(node.tmp, "users.jsonl")
-        with open(path, "w") as f:
-            f.write(a.stdout)
-        imp = subprocess.run([PRESENCECTL, "--admin", "127.0.0.1:%d" % node.admin_port,
-                              "import", path], capture_output=True, text=True, timeout=120)
-        assert imp.returncode == 0, imp.stderr
-        out_json = os.path.join(node.tmp, "sip.json")
-        out = presbench("sip", "run", "--port", port, "--presentities", 20, "--watchers", 3,
-                        "--rates", 50, "--duration", 2, "--quiet", 0.5, "--json", out_json)
-        assert out.returncode == 0, out.stdout + out.stderr
-        with open(out_json) as f:
-            r = json.load(f)
+        r, _ = sip_run(node, port, 20, 3)
+        assert r["transport"] == "udp", r["transport"]
         assert r["errors"] == {} or not any(r["errors"].values()), r["errors"]
         st = r["stages"][0]
         assert st["notifies"] == st["expected"] and st["expected"] > 0, st
@@ -213,6 +237,38 @@ def test_sip_mode_is_sipbench():
         node.cleanup()
 
 
+def test_sip_over_tcp():
+    """--transport tcp: 4 connections carry every dialog, as a SIP trunk does.
+    Every subscription becomes active, every NOTIFY owed arrives over the
+    connection its SUBSCRIBE came on, nothing is retransmitted (RFC 3261
+    §17.1.2.2: no Timer E on a reliable transport) and no connection closes."""
+    presentities, watchers = 30, 4
+    node, port = sip_node(sip_provision(presentities, watchers))
+    try:
+        r, table = sip_run(node, port, presentities, watchers, "--transport", "tcp",
+                           "--sockets", 4)
+        assert r["transport"] == "tcp" and "over TCP" in table, table
+        assert r["errors"] == {}, r["errors"]
+        assert "errors: none" in table, table
+        subs = presentities * watchers
+        assert r["subscribe"]["accepted"] == subs, r["subscribe"]
+        assert r["subscribe"]["active"] == subs, r["subscribe"]
+        assert r["subscribe"]["first_notifies"] == subs, r["subscribe"]
+        st = r["stages"][0]
+        assert st["publish_ok"] == st["publishes"] > 0, st
+        assert st["expected"] == st["publishes"] * watchers, st
+        assert st["notifies"] == st["expected"], st
+        check_lat(st["latency_us"], st["notifies"], 2e6)
+        assert all(v == 0 for v in r["retransmitted_by_us"].values()), r["retransmitted_by_us"]
+        assert r["notify"]["retransmissions_seen"] == 0, r["notify"]
+        assert r["unsubscribe"]["accepted"] == subs, r["unsubscribe"]
+        assert r["unsubscribe"]["final_notifies"] == subs, r["unsubscribe"]
+        assert r["unpublish"]["accepted"] == presentities, r["unpublish"]
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 if __name__ == "__main__":
     harness.run([test_run_every_phase, test_errors_are_reported, test_register_then_run,
-                 test_register_refused, test_sip_mode_is_sipbench])
+                 test_register_refused, test_sip_mode_is_sipbench, test_sip_over_tcp])
