@@ -55,8 +55,9 @@
 # than one NOTIFY per subscription can wait for the generator: past a
 # server's peak its NOTIFYs queue and their latency grows, where the
 # defaults (256 KiB, and Kamailio's 32 KiB) would close a connection and end
-# the run. The socket drop counts are UDP's and left out. The header says
-# "over TCP".
+# the run. Kamailio gets 4 GiB of shared memory instead of 1 GiB (its write
+# queues live there too). The socket drop counts are UDP's and left out. The
+# header says "over TCP".
 #
 # -B (diagnosis) adds a third server, presenced_rcvbuf: presenced with an
 # LD_PRELOAD shim (compiled into the work dir) that gives each UDP socket it
@@ -109,7 +110,7 @@ while getopts b:n:m:r:s:S:d:w:k:t:o:i:PBT o; do
         P) presenced_only=1 ;;
         B) rcvbuf=1 ;;
         T) tcp=1 ;;
-        *) sed -n '2,75p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,76p' "$0" >&2; exit 2 ;;
     esac
 done
 transport=udp
