@@ -923,6 +923,32 @@ static void on_end(void *ctx, const xmlChar *local, const xmlChar *prefix, const
     gap_after(p, xml_pos(p), p->ctxt->input->cur, v);
 }
 
+static size_t utf8_char_len(const unsigned char *s, size_t n);
+static void on_characters(void *ctx, const xmlChar *s, int n);
+
+/* A CDATA section's text: libxml2's push parser lets overlong UTF-8 forms through there
+ * (an overlong '<' among them), which other text never carries; refused (RFC 6120 §11.6).
+ * It hands the section over in whole characters, so a piece never ends inside one. */
+static void on_cdata(void *ctx, const xmlChar *s, int n)
+{
+    xmpp_xml_t *p = ctx;
+    if (p->halted || n <= 0)
+        return;
+    for (size_t i = 0; i < (size_t)n;) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t step = utf8_char_len(s + i, (size_t)n - i);
+        if (step == 0) {
+            fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "invalid UTF-8", 0);
+            return;
+        }
+        i += step;
+    }
+    on_characters(ctx, s, n);
+}
+
 static void on_characters(void *ctx, const xmlChar *s, int n)
 {
     xmpp_xml_t *p = ctx;
@@ -1007,7 +1033,7 @@ static xmlSAXHandler sax_handler = {
     .reference = on_reference,
     .startDocument = on_start_document,
     .characters = on_characters,
-    .cdataBlock = on_characters,
+    .cdataBlock = on_cdata,
     .ignorableWhitespace = on_characters,
     .processingInstruction = on_pi,
     .comment = on_comment,

@@ -577,6 +577,13 @@ static void test_not_well_formed(void)
         HDR "<1message/>",
         HDR "<message>&#0;</message>",
         HDR "<message>&#xD800;</message>",
+        /* libxml2 checks a CDATA section's UTF-8 less than other text: overlong forms
+         * (of 'X' and of '<'), a surrogate, a C1 lead byte. */
+        HDR "<message><body><![CDATA[a\xc1\x98" "b]]></body></message>",
+        HDR "<message><body><![CDATA[\xc0\xbc]]></body></message>",
+        HDR "<message><body><![CDATA[\xe0\x81\xa1]]></body></message>",
+        HDR "<message><body><![CDATA[\xed\xa0\x80]]></body></message>",
+        HDR "<message><body><![CDATA[\xff]]></body></message>",
         "<stream:stream",
         "garbage",
     };
