@@ -629,6 +629,40 @@ static void test_folding(void)
     CHECK_EQ(P(bad), SIP_MSG_E_HEADER_SYNTAX);
 }
 
+/* The scanner checks a value's plain bytes sixteen at a time: a control, DEL or backslash
+ * is found at every offset of a block, and trailing white space is trimmed at every length. */
+static void test_value_blocks(void)
+{
+    for (unsigned k = 0; k < 48; k++) {
+        char v[64], line[96];
+        memset(v, 'a', 48);
+        v[48] = 0;
+        v[k] = '\001';
+        snprintf(line, sizeof(line), "X-Long: %s\r\n", v);
+        CHECK_EQ(P(REQ("OPTIONS", line, "")), SIP_MSG_E_HEADER_SYNTAX);
+        v[k] = '\177';
+        snprintf(line, sizeof(line), "X-Long: %s\r\n", v);
+        CHECK_EQ(P(REQ("OPTIONS", line, "")), SIP_MSG_E_HEADER_SYNTAX);
+        if (k + 1 < 48) {
+            v[k] = '\\';          /* escapes the control after it */
+            v[k + 1] = '\001';
+            snprintf(line, sizeof(line), "X-Long: %s\r\n", v);
+            str_t in = REQ("OPTIONS", line, "");
+            CHECK_EQ(P(in), (ssize_t)in.len);
+            v[k + 1] = 'a';
+        }
+        memset(v + k, ' ', 48 - k);
+        v[k ? k - 1 : 0] = k ? 'b' : ' ';
+        snprintf(line, sizeof(line), "X-Long: %s\r\n", v);
+        str_t in = REQ("OPTIONS", line, "");
+        CHECK_EQ(P(in), (ssize_t)in.len);
+        const sip_hdr_t *h = sip_msg_find(&msg, STR_LIT("X-Long"));
+        REQUIRE(h);
+        CHECK_EQ(h->value.len, k);
+        CHECK(k == 0 || h->value.ptr[k - 1] == 'b');
+    }
+}
+
 static void test_control_bytes(void)
 {
     /* A bare CR is no line end (RFC 3261 §7: CRLF). */
@@ -2478,6 +2512,7 @@ int main(void)
     T_RUN(test_compact_forms);
     T_RUN(test_folding);
     T_RUN(test_control_bytes);
+    T_RUN(test_value_blocks);
     T_RUN(test_uri);
     T_RUN(test_params_and_lists);
     T_RUN(test_addr);
