@@ -82,6 +82,24 @@ static bool lc_window(uint64_t t0, uint64_t now, uint64_t *start, uint64_t *coun
     return now < *start + (uint64_t)opt.seconds * 1000000000ull;
 }
 
+/* Runs sender(fds) in a process of its own until the receiver (already running as
+ * receiver_pid) reports its count on pipe_rd, then stops both. */
+static uint64_t lc_measure(pid_t receiver_pid, int pipe_rd, void (*sender)(int *), int *fds)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        sender(fds);
+        _exit(0);
+    }
+    uint64_t count = 0;
+    if (read(pipe_rd, &count, sizeof(count)) != sizeof(count))
+        die("read");
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    waitpid(receiver_pid, NULL, 0);
+    return count;
+}
+
 /* ---- TCP: one segment per message -------------------------------------------------- */
 
 static void lc_tcp_receiver(int lfd, int pipe_fd)
@@ -167,18 +185,7 @@ static double lc_tcp_run(void)
             die("connect");
         setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    /* The sender runs until the receiver reports and closes its ends. */
-    pid_t sender = fork();
-    if (sender == 0) {
-        lc_tcp_sender(fds);
-        _exit(0);
-    }
-    uint64_t count = 0;
-    if (read(pipefd[0], &count, sizeof(count)) != sizeof(count))
-        die("read");
-    kill(sender, SIGKILL);
-    waitpid(sender, NULL, 0);
-    waitpid(pid, NULL, 0);
+    uint64_t count = lc_measure(pid, pipefd[0], lc_tcp_sender, fds);
     for (unsigned i = 0; i < opt.conns; i++)
         close(fds[i]);
     free(fds);
@@ -294,17 +301,7 @@ static double lc_udp_run(void)
         _exit(0);
     }
     close(pipefd[1]);
-    pid_t sender = fork();
-    if (sender == 0) {
-        lc_udp_sender(tx);
-        _exit(0);
-    }
-    uint64_t count = 0;
-    if (read(pipefd[0], &count, sizeof(count)) != sizeof(count))
-        die("read");
-    kill(sender, SIGKILL);
-    waitpid(sender, NULL, 0);
-    waitpid(pid, NULL, 0);
+    uint64_t count = lc_measure(pid, pipefd[0], lc_udp_sender, tx);
     for (unsigned i = 0; i < opt.socks; i++) {
         close(rx[i]);
         close(tx[i]);
