@@ -147,7 +147,7 @@ static inline bool is_value_plain(char c)
 /*
  * The first byte in [p, stop) that is not is_value_plain, or stop. Header values are most
  * of a message's bytes and almost all plain: with SSE2 (every x86-64) sixteen are checked
- * at a time, which halves what parsing a 200 costs.
+ * at a time (a 200 to a NOTIFY parses in about a fifth less time).
  */
 static inline const char *value_plain_run(const char *p, const char *stop)
 {
