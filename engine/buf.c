@@ -68,6 +68,15 @@ void buf_append_uint(buf_t *b, uint64_t v)
     buf_append(b, digits + sizeof(digits) - n, n);
 }
 
+void buf_append_strs(buf_t *b, ...)
+{
+    va_list ap;
+    va_start(ap, b);
+    for (const char *s; (s = va_arg(ap, const char *)) != NULL;)
+        buf_append(b, s, strlen(s));
+    va_end(ap);
+}
+
 char *buf_steal(buf_t *b, size_t *len)
 {
     char *data = b->data;

@@ -27,6 +27,9 @@ void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2,
 /* v in decimal: what buf_printf("%llu") writes, without the format machinery, for
  * messages composed once per delivery. */
 void buf_append_uint(buf_t *b, uint64_t v);
+/* Appends each string up to the NULL that ends the list: a message's fixed and variable
+ * parts in the order they go out. */
+void buf_append_strs(buf_t *b, ...) __attribute__((sentinel));
 /* Hands the bytes to the caller (free() them); b is left empty. */
 char *buf_steal(buf_t *b, size_t *len);
 /* Gives back the capacity beyond len (growth doubles from 256 bytes), for a

@@ -144,7 +144,7 @@ static str_t trim_lws(str_t s)
     return (str_t){ p, (size_t)(end - p) };
 }
 
-static void hex_encode(const uint8_t *in, size_t n, char *out)
+void sip_digest_hex(const uint8_t *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -845,7 +845,7 @@ static void compute_response(const sip_digest_creds_t *c, str_t method, str_t bo
     hash_t h;
 
     ASSERT(c->qop != SIP_DIGEST_QOP_OTHER);
-    hex_encode(ha1, dlen, a1hex);
+    sip_digest_hex(ha1, dlen, a1hex);
     if (alg_is_sess(alg)) {
         h_init(&h, alg);
         h_update(&h, a1hex, 2 * dlen);
@@ -854,7 +854,7 @@ static void compute_response(const sip_digest_creds_t *c, str_t method, str_t bo
         h_colon(&h);
         h_str(&h, c->cnonce);
         h_final(&h, d);
-        hex_encode(d, dlen, a1hex);
+        sip_digest_hex(d, dlen, a1hex);
     }
 
     h_init(&h, alg);
@@ -867,12 +867,12 @@ static void compute_response(const sip_digest_creds_t *c, str_t method, str_t bo
         h_init(&hb, alg);
         h_str(&hb, body);
         h_final(&hb, d);
-        hex_encode(d, dlen, bodyhex);
+        sip_digest_hex(d, dlen, bodyhex);
         h_colon(&h);
         h_update(&h, bodyhex, 2 * dlen);
     }
     h_final(&h, d);
-    hex_encode(d, dlen, a2hex);
+    sip_digest_hex(d, dlen, a2hex);
 
     h_init(&h, alg);
     h_update(&h, a1hex, 2 * dlen);
@@ -901,7 +901,7 @@ void sip_digest_response_hex(const sip_digest_creds_t *creds, str_t method, str_
     ASSERT(sip_digest_alg_supported(creds->alg));
     ASSERT(ha1_len == sip_digest_alg_len(creds->alg));
     compute_response(creds, method, body, ha1, d);
-    hex_encode(d, ha1_len, out);
+    sip_digest_hex(d, ha1_len, out);
 }
 
 const char *sip_digest_result_name(sip_digest_result_t r)
@@ -1153,7 +1153,7 @@ int sip_digest_respond(const sip_digest_challenge_t *ch, const sip_digest_client
         }
     }
     compute_response(&c, req->method, req->body, ha1, d);
-    hex_encode(d, dlen, response);
+    sip_digest_hex(d, dlen, response);
     OPENSSL_cleanse(ha1, sizeof(ha1));
     c.response = (str_t){ response, 2 * dlen };
     return sip_digest_creds_write(&c, out, cap, out_len);

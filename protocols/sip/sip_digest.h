@@ -373,6 +373,9 @@ sip_digest_result_t sip_digest_verify(const sip_digest_conf_t *conf,
                                       const sip_digest_creds_t *creds, const uint8_t *ha1,
                                       size_t ha1_len, sip_digest_alg_t ha1_alg);
 
+/* n bytes as 2 * n lowercase hex digits and a NUL into out. */
+void sip_digest_hex(const uint8_t *in, size_t n, char *out);
+
 /*
  * The response the credentials should carry (RFC 7616 §3.4.1; RFC 2069 when qop is NONE),
  * as lowercase hex into out (2 * sip_digest_alg_len(creds->alg) characters and a NUL), from

@@ -104,10 +104,14 @@ void sip_write_tagged(const sip_msg_t *m, unsigned status, const char *reason, s
 /* 16 hex digits from the CSPRNG: tags and entity tags (RFC 3261 §19.3 wants tags
  * cryptographically random). */
 void sip_tag(char out[17]);
-/* "z9hG4bK-<shard>-<prefix><counter>": unique for every request this shard sends
- * (§8.1.1.7 asks uniqueness, not secrecy, of a branch), made without the CSPRNG. */
+/* Appends "z9hG4bK-<shard>-<prefix><seq in hex>": with a prefix drawn once per shard and
+ * a counter, unique for every request the shard sends (§8.1.1.7 asks uniqueness, not
+ * secrecy, of a branch), made without the CSPRNG. */
 #define SIP_BRANCH_MAX 48
-size_t sip_branch(sip_shard_t *ss, char out[SIP_BRANCH_MAX]);
+void sip_branch_append(buf_t *b, unsigned shard, const char prefix[8], uint64_t seq);
+/* The shard a branch of ours names, so that a response reaches the shard that sent the
+ * request; false for a branch we did not write. */
+bool sip_branch_shard(str_t branch, unsigned *shard);
 /* "user@domain" for a sip: or sips: URI of this domain (or an address of
  * this node); -EINVAL otherwise. */
 int sip_aor_key(str_t uri_text, char *out, size_t cap);

@@ -283,19 +283,20 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     sip_shard_t *ss = sip_of(sh);
     const char *eol = memchr(o->bytes, '\n', o->len);
     size_t first = eol ? (size_t)(eol - o->bytes) + 1 : 0;
-    char branch[SIP_BRANCH_MAX];
-    size_t branch_len = sip_branch(ss, branch);
     /* The branch names this shard: a response that the kernel hands to
      * another shard's socket finds its way back (sip_receive). */
     buf_t *via = &ss->scratch;
     via->len = 0;
-    buf_append_str(via, !o->origin.stream ? "Via: SIP/2.0/UDP " : o->origin.tls ? "Via: SIP/2.0/TLS "
-                                                                              : "Via: SIP/2.0/TCP ");
-    buf_append_str(via, sip_cfg.via_host);
-    buf_append_str(via, ":");
+    buf_append_strs(via, !o->origin.stream ? "Via: SIP/2.0/UDP "
+                         : o->origin.tls   ? "Via: SIP/2.0/TLS "
+                                           : "Via: SIP/2.0/TCP ",
+                    sip_cfg.via_host, ":", NULL);
     buf_append_uint(via, o->origin.tls ? sip_cfg.tls_port : sip_cfg.port);
     buf_append_str(via, ";branch=");
-    buf_append(via, branch, branch_len);
+    size_t branch_at = via->len;
+    sip_branch_append(via, shard_id(sh), ss->branch_prefix, ++ss->branch_seq);
+    size_t branch_len = via->len - branch_at;
+    ASSERT(branch_len < SIP_BRANCH_MAX);
     buf_append_str(via, ";rport\r\n");
     size_t len = o->len + via->len;
     sip_ctxn_t *c = malloc(sizeof(*c) + len);
@@ -310,7 +311,8 @@ static void sip_out_send(void *ctx, const mbox_msg_t *msg)
     c->user = o->user;
     c->from = o->from;
     c->id = o->id;
-    memcpy(c->branch, branch, branch_len + 1);
+    memcpy(c->branch, via->data + branch_at, branch_len);
+    c->branch[branch_len] = 0;
     memcpy(c->bytes, o->bytes, first);
     memcpy(c->bytes + first, via->data, via->len);
     memcpy(c->bytes + first + via->len, o->bytes + first, o->len - first);
@@ -468,41 +470,25 @@ static void sip_notify_pidf(shard_t *sh, sip_sub_t *s, const char *terminated_re
     }
     buf_t *b = &sip_of(sh)->scratch;
     b->len = 0;
-    buf_append_str(b, "NOTIFY ");
-    buf_append_str(b, s->target);
-    buf_append_str(b, " SIP/2.0\r\n");
-    if (s->routes)
-        buf_append_str(b, s->routes);
-    buf_append_str(b, "Max-Forwards: 70\r\nFrom: <sip:");
-    buf_append_str(b, p->key);
-    buf_append_str(b, ">;tag=");
-    buf_append_str(b, s->local_tag);
-    buf_append_str(b, "\r\nTo: ");
-    buf_append_str(b, s->remote);
-    buf_append_str(b, ";tag=");
-    buf_append_str(b, s->remote_tag);
-    buf_append_str(b, "\r\nCall-ID: ");
-    buf_append_str(b, s->call_id);
-    buf_append_str(b, "\r\nCSeq: ");
+    buf_append_strs(b, "NOTIFY ", s->target, " SIP/2.0\r\n", s->routes ? s->routes : "",
+                    "Max-Forwards: 70\r\nFrom: <sip:", p->key, ">;tag=", s->local_tag,
+                    "\r\nTo: ", s->remote, ";tag=", s->remote_tag, "\r\nCall-ID: ", s->call_id,
+                    "\r\nCSeq: ", NULL);
     buf_append_uint(b, ++s->local_cseq);
     buf_append_str(b, " NOTIFY\r\nContact: <sip:");
     const char *at = strchr(p->key, '@');
     buf_append(b, p->key, (size_t)(at - p->key));
-    buf_append_str(b, "@");
-    buf_append_str(b, sip_cfg.via_host);
-    buf_append_str(b, ":");
+    buf_append_strs(b, "@", sip_cfg.via_host, ":", NULL);
     buf_append_uint(b, s->origin.tls ? sip_cfg.tls_port : sip_cfg.port);
-    buf_append_str(b, !s->origin.stream ? ">\r\n"
-                      : s->origin.tls   ? ";transport=tls>\r\n"
-                                        : ";transport=tcp>\r\n");
-    buf_append_str(b, s->winfo ? "Event: presence.winfo" : "Event: presence");
-    if (s->event_id) {
-        buf_append_str(b, ";id=");
-        buf_append_str(b, s->event_id);
-    }
+    buf_append_strs(b,
+                    !s->origin.stream ? ">\r\n"
+                    : s->origin.tls   ? ";transport=tls>\r\n"
+                                      : ";transport=tcp>\r\n",
+                    s->winfo ? "Event: presence.winfo" : "Event: presence",
+                    s->event_id ? ";id=" : "", s->event_id ? s->event_id : "", NULL);
     if (terminated_reason) {
-        buf_append_str(b, "\r\nSubscription-State: terminated;reason=");
-        buf_append_str(b, terminated_reason);
+        buf_append_strs(b, "\r\nSubscription-State: terminated;reason=", terminated_reason,
+                        NULL);
     } else {
         unsigned left = s->expires_ms > now ? (unsigned)((s->expires_ms - now + 999) / 1000) : 0;
         buf_append_str(b, s->state == SUB_ACTIVE ? "\r\nSubscription-State: active;expires="

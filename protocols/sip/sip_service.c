@@ -344,41 +344,25 @@ static void sip_respond_bytes(shard_t *sh, const sip_origin_t *o, const char *tx
     sip_send(sh, o, data, len);
 }
 
-static const char sip_hex[] = "0123456789abcdef";
-
 void sip_tag(char out[17])
 {
     uint8_t rnd[8];
     RAND_bytes(rnd, sizeof(rnd));
-    for (unsigned i = 0; i < 8; i++) {
-        out[2 * i] = sip_hex[rnd[i] >> 4];
-        out[2 * i + 1] = sip_hex[rnd[i] & 15];
-    }
-    out[16] = 0;
+    sip_digest_hex(rnd, sizeof(rnd), out);
 }
 
-size_t sip_branch(sip_shard_t *ss, char out[SIP_BRANCH_MAX])
+void sip_branch_append(buf_t *b, unsigned shard, const char prefix[8], uint64_t seq)
 {
-    static const char magic[] = "z9hG4bK-";
-    size_t n = sizeof(magic) - 1;
-    memcpy(out, magic, n);
-    char digits[10];
-    size_t d = 0;
-    unsigned id = shard_id(ss->sh);
-    do {
-        digits[d++] = (char)('0' + id % 10);
-        id /= 10;
-    } while (id);
-    while (d)
-        out[n++] = digits[--d];
-    out[n++] = '-';
-    memcpy(out + n, ss->branch_prefix, 8);
-    n += 8;
-    uint64_t seq = ++ss->branch_seq;
-    for (int shift = 60; shift >= 0; shift -= 4)
-        out[n++] = sip_hex[(seq >> shift) & 15];
-    out[n] = 0;
-    return n;
+    uint8_t be[8];
+    for (unsigned i = 0; i < 8; i++)
+        be[i] = (uint8_t)(seq >> (56 - 8 * i));
+    char hex[17];
+    sip_digest_hex(be, sizeof(be), hex);
+    buf_append_str(b, "z9hG4bK-");
+    buf_append_uint(b, shard);
+    buf_append_str(b, "-");
+    buf_append(b, prefix, 8);
+    buf_append(b, hex, 16);
 }
 
 void sip_write_tagged(const sip_msg_t *m, unsigned status, const char *reason, str_t to_tag,
@@ -793,8 +777,7 @@ static bool sip_authorised(shard_t *sh, const sip_origin_t *o, const char *txn_k
     return false;
 }
 
-/* "z9hG4bK-<shard>-..." as our requests' branches are written. */
-static bool sip_branch_shard(str_t branch, unsigned *out)
+bool sip_branch_shard(str_t branch, unsigned *out)
 {
     static const char magic[] = "z9hG4bK-";
     size_t i = sizeof(magic) - 1;

@@ -41,6 +41,22 @@ static void test_append_uint(void)
     buf_fini(&want);
 }
 
+static void test_append_strs(void)
+{
+    buf_t b;
+    buf_init(&b);
+    buf_append_strs(&b, NULL);
+    CHECK_EQ(b.len, 0);
+    char big[600];
+    memset(big, 'q', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    buf_append_strs(&b, "From: <", "sip:a@b", ">", "", big, "\r\n", NULL);
+    CHECK_EQ(b.len, 7 + 7 + 1 + 599 + 2);
+    CHECK(memcmp(b.data, "From: <sip:a@b>q", 16) == 0);
+    CHECK(memcmp(b.data + b.len - 3, "q\r\n", 3) == 0);
+    buf_fini(&b);
+}
+
 static void test_fit(void)
 {
     buf_t b;
@@ -79,6 +95,7 @@ int main(void)
 {
     T_RUN(test_append_and_printf);
     T_RUN(test_append_uint);
+    T_RUN(test_append_strs);
     T_RUN(test_fit);
     T_RUN(test_steal);
     T_DONE();
