@@ -137,11 +137,12 @@ static inline bool is_ctl(char c)
     return (u < 0x20 && u != '\t') || u == 0x7f;
 }
 
-/* A value byte with no meaning to the scanner: not a control, white space or backslash. */
+/* A value byte the scanner reads in a run: not a control or backslash (white space is in a
+ * run too; the run's end trims it). */
 static inline bool is_value_plain(char c)
 {
     unsigned char u = (unsigned char)c;
-    return u > 0x20 && u != 0x7f && u != '\\';
+    return (u >= 0x20 || u == '\t') && u != 0x7f && u != '\\';
 }
 
 /*
@@ -152,12 +153,14 @@ static inline bool is_value_plain(char c)
 static inline const char *value_plain_run(const char *p, const char *stop)
 {
 #ifdef __SSE2__
-    const __m128i above_space = _mm_set1_epi8(0x21), del = _mm_set1_epi8(0x7f),
-                  backslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20), tab = _mm_set1_epi8('\t'),
+                  del = _mm_set1_epi8(0x7f), backslash = _mm_set1_epi8('\\');
     while (stop - p >= 16) {
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
-        /* unsigned x >= 0x21 (0x80 and up are UTF-8, plain), and neither DEL nor '\\' */
-        __m128i plain = _mm_cmpeq_epi8(_mm_max_epu8(x, above_space), x);
+        /* unsigned x >= 0x20 (0x80 and up are UTF-8, plain) or a tab, and neither DEL nor
+         * '\\' */
+        __m128i plain = _mm_or_si128(_mm_cmpeq_epi8(_mm_max_epu8(x, space), x),
+                                     _mm_cmpeq_epi8(x, tab));
         __m128i other = _mm_or_si128(_mm_cmpeq_epi8(x, del), _mm_cmpeq_epi8(x, backslash));
         unsigned stops = (unsigned)_mm_movemask_epi8(_mm_andnot_si128(other, plain)) ^ 0xffffu;
         if (stops)
@@ -412,6 +415,36 @@ static const uint8_t *const ids_by_letter[26] = {
     ['w' - 'a'] = (const uint8_t[]){ SIP_HDR_WWW_AUTHENTICATE, 0 },
 };
 
+/*
+ * name against a table name (letters and '-' only), case-insensitively, eight bytes at a
+ * time: bit 0x20 tells a letter's cases apart, so two bytes match when they differ in that
+ * bit alone and the table's byte is a letter (bit 0x40; '-' has not).
+ */
+static inline bool hdr_byte_ok(uint64_t a, uint64_t b)
+{
+    const uint64_t case_bits = 0x2020202020202020u, letter_bits = 0x4040404040404040u;
+    uint64_t x = a ^ b;
+    return (x & ~case_bits) == 0 && (x & ~((b & letter_bits) >> 1)) == 0;
+}
+
+static bool hdr_name_eq(str_t name, str_t full)
+{
+    if (name.len != full.len)
+        return false;
+    size_t i = 0;
+    uint64_t a, b;
+    for (; i + 8 <= name.len; i += 8) {
+        memcpy(&a, name.ptr + i, 8);
+        memcpy(&b, full.ptr + i, 8);
+        if (!hdr_byte_ok(a, b))
+            return false;
+    }
+    for (; i < name.len; i++)
+        if (!hdr_byte_ok((unsigned char)name.ptr[i], (unsigned char)full.ptr[i]))
+            return false;
+    return true;
+}
+
 sip_hdr_id_t sip_hdr_lookup(str_t name)
 {
     if (name.len == 0)
@@ -423,8 +456,7 @@ sip_hdr_id_t sip_hdr_lookup(str_t name)
         return (sip_hdr_id_t)compact_ids[first - 'a'];
     const uint8_t *ids = ids_by_letter[first - 'a'];
     for (; ids && *ids; ids++) {
-        str_t full = hdr_info[*ids].name;
-        if (eq_nocase(name, full.ptr, full.len))
+        if (hdr_name_eq(name, hdr_info[*ids].name))
             return (sip_hdr_id_t)*ids;
     }
     return SIP_HDR_OTHER;
@@ -678,6 +710,26 @@ int sip_list_next(str_t *rest, str_t *item)
 
 /* ---- Hosts and URIs ----------------------------------------------------------------- */
 
+/* What inet_pton(AF_INET) takes: four decimal octets up to 255, none with a leading zero. */
+static bool ipv4_text_ok(str_t s)
+{
+    const char *p = s.ptr, *end = str_end(s);
+    for (int octet = 0; octet < 4; octet++) {
+        if (octet > 0) {
+            if (p == end || *p != '.')
+                return false;
+            p++;
+        }
+        const char *d = p;
+        unsigned v = 0;
+        while (p < end && is_digit(*p) && p - d < 3)
+            v = v * 10 + (unsigned)(*p++ - '0');
+        if (p == d || v > 255 || (p - d > 1 && *d == '0'))
+            return false;
+    }
+    return p == end;
+}
+
 static bool ip_text_ok(int af, str_t s)
 {
     char text[SIP_IPV6_TEXT_MAX + 1];
@@ -739,7 +791,7 @@ static int parse_host(const char **pp, const char *end, str_t *host, sip_host_ty
     /* Digits and dots are an IPv4 address or nothing: the last label of a name starts
      * with a letter. */
     if (digits_dots) {
-        if (!ip_text_ok(AF_INET, *host))
+        if (!ipv4_text_ok(*host))
             return -EBADMSG;
         *type = SIP_HOST_IPV4;
     } else {
@@ -1380,6 +1432,23 @@ static int scan_start_line(scan_t *s, str_t *line)
             return SIP_MSG_E_LINE_TOO_LONG;
         if (is_ctl(c))
             return SIP_MSG_E_START_LINE;
+        if (c != '\\') {
+            /* The checks above, for a run of bytes at once: only a control byte (a line
+             * end among them) or the bounds stop it; a backslash means nothing here. */
+            const char *stop = s->base + s->lim->line_max_bytes;
+            if (stop > s->end)
+                stop = s->end;
+            if ((size_t)(stop - s->base) > s->lim->msg_max_bytes)
+                stop = s->base + s->lim->msg_max_bytes;
+            const char *q = p + 1;
+            while (q < stop) {
+                q = value_plain_run(q, stop);
+                if (q == stop || *q != '\\')
+                    break;
+                q++;
+            }
+            p = q - 1;
+        }
     }
 }
 
@@ -1489,7 +1558,8 @@ static int scan_field(scan_t *s, str_t *name, str_t *value)
         default:
             if (!s->escaped && is_value_plain(c)) {
                 /* Most of a value: a run of bytes that need no bookkeeping one by one,
-                 * up to where the checks at the loop's top would stop it. */
+                 * up to where the checks at the loop's top would stop it; the value's
+                 * bounds leave out the white space at the run's ends. */
                 const char *stop = s->end;
                 size_t room = s->lim->msg_max_bytes - (size_t)(p - s->base);
                 if ((size_t)(stop - p) > room)
@@ -1498,9 +1568,17 @@ static int scan_field(scan_t *s, str_t *name, str_t *value)
                 if ((size_t)(stop - p) > room)
                     stop = p + room;
                 const char *q = value_plain_run(p + 1, stop);
-                if (!s->v_beg)
-                    s->v_beg = scan_off(s, p);
-                s->v_end = scan_off(s, q);
+                const char *b = p;
+                while (b < q && is_wsp(*b))
+                    b++;
+                if (b < q) {
+                    const char *e = q;
+                    while (is_wsp(e[-1]))
+                        e--;
+                    if (!s->v_beg)
+                        s->v_beg = scan_off(s, b);
+                    s->v_end = scan_off(s, e);
+                }
                 p = q;
                 continue;
             }
@@ -2103,7 +2181,10 @@ int sip_msg_write_response(const sip_msg_t *req, const sip_response_t *rsp, buf_
     ASSERT(rsp->headers.len == 0 ||
            (rsp->headers.len >= 2 && memcmp(str_end(rsp->headers) - 2, "\r\n", 2) == 0));
 
-    buf_printf(out, "SIP/2.0 %u %s\r\n", rsp->status, reason);
+    /* Appended, not formatted: a watcher answers every NOTIFY with one. */
+    buf_append_str(out, "SIP/2.0 ");
+    buf_append_uint(out, rsp->status);
+    buf_append_strs(out, " ", reason, "\r\n", NULL);
     /* §8.2.6.2: Via values in order, From, Call-ID and CSeq as received; To too, plus a
      * tag if it has none. */
     put_all(out, req, SIP_HDR_VIA);
@@ -2136,7 +2217,9 @@ int sip_msg_write_response(const sip_msg_t *req, const sip_response_t *rsp, buf_
     if (rsp->record_route)
         put_all(out, req, SIP_HDR_RECORD_ROUTE);
     buf_append(out, rsp->headers.ptr, rsp->headers.len);
-    buf_printf(out, "Content-Length: %zu\r\n\r\n", rsp->body.len);
+    buf_append_str(out, "Content-Length: ");
+    buf_append_uint(out, rsp->body.len);
+    buf_append_str(out, "\r\n\r\n");
     buf_append(out, rsp->body.ptr, rsp->body.len);
     return 0;
 }

@@ -292,7 +292,9 @@ static int sip_txn_key(const sip_msg_t *m, buf_t *out)
     buf_append(out, m->via.branch.ptr, m->via.branch.len);
     buf_append(out, "|", 1);
     buf_append(out, m->via.host.ptr, m->via.host.len);
-    buf_printf(out, ":%u|", m->via.port);
+    buf_append_str(out, ":");
+    buf_append_uint(out, m->via.port);
+    buf_append_str(out, "|");
     buf_append(out, method.ptr, method.len);
     buf_append(out, "", 1);
     return 0;
@@ -370,7 +372,7 @@ void sip_write_tagged(const sip_msg_t *m, unsigned status, const char *reason, s
 {
     buf_t h;
     buf_init(&h);
-    buf_printf(&h, "Server: presenced\r\n%s", headers ? headers : "");
+    buf_append_strs(&h, "Server: presenced\r\n", headers ? headers : "", NULL);
     sip_response_t rsp = {
         .status = status,
         .reason = reason,

@@ -5,6 +5,7 @@
  * every slice inside the input, framing of the message giving its length, a response written
  * for it parsing again.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -209,7 +210,20 @@ static void test_names(void)
         CHECK_EQ(sip_hdr_lookup((str_t){ low, name.len }), id);
         /* One byte short is another name (or, for "To", the compact form of another). */
         CHECK(name.len == 2 || sip_hdr_lookup((str_t){ name.ptr, name.len - 1 }) != id);
+        /* Any one byte changed to what differs from it in the case bit alone, or in
+         * another bit, is no longer the name unless it is a letter's other case. */
+        for (size_t i = 0; i < name.len; i++) {
+            for (unsigned bit = 0; bit < 8; bit++) {
+                memcpy(up, name.ptr, name.len);
+                up[i] = (char)(up[i] ^ (1u << bit));
+                bool other_case = bit == 5 && ((up[i] | 0x20) >= 'a' && (up[i] | 0x20) <= 'z');
+                CHECK_EQ(sip_hdr_lookup((str_t){ up, name.len }) == id, other_case);
+            }
+        }
     }
+    /* '-' and CR differ in the case bit only. */
+    CHECK_EQ(sip_hdr_lookup(STR_LIT("Call\rID")), SIP_HDR_OTHER);
+    CHECK_EQ(sip_hdr_lookup(STR_LIT("Max\rForwards")), SIP_HDR_OTHER);
     /* RFC 3261 §7.3.3 and the extensions' compact forms, both cases. */
     static const struct {
         char c;
@@ -660,6 +674,79 @@ static void test_value_blocks(void)
         REQUIRE(h);
         CHECK_EQ(h->value.len, k);
         CHECK(k == 0 || h->value.ptr[k - 1] == 'b');
+    }
+}
+
+/* A long start line and a value with inner white space: a control byte at every offset
+ * of the runs the scanner reads at once stops it, white space at a value's ends is not
+ * the value's, tabs and spaces inside are. */
+static void test_start_line_and_space_blocks(void)
+{
+    for (unsigned k = 0; k < 48; k++) {
+        char user[64], line[160];
+        memset(user, 'u', 48);
+        user[48] = 0;
+        user[k] = '\001';
+        snprintf(line, sizeof(line), "OPTIONS sip:%s@h SIP/2.0\r\n", user);
+        str_t in = { line, strlen(line) };
+        CHECK_EQ(sip_msg_parse(&msg, in.ptr, in.len, SIP_MSG_DATAGRAM, NULL),
+                 SIP_MSG_E_START_LINE);
+        user[k] = '\177';
+        snprintf(line, sizeof(line), "OPTIONS sip:%s@h SIP/2.0\r\n", user);
+        in = (str_t){ line, strlen(line) };
+        CHECK_EQ(sip_msg_parse(&msg, in.ptr, in.len, SIP_MSG_DATAGRAM, NULL),
+                 SIP_MSG_E_START_LINE);
+
+        char v[64];
+        memset(v, ' ', 48);
+        v[48] = 0;
+        v[k] = 'b';
+        if (k + 2 < 48) {
+            v[k + 1] = '\t';
+            v[k + 2] = 'c';
+        }
+        snprintf(line, sizeof(line), "X-Spaced:%s\r\n", v);
+        in = REQ("OPTIONS", line, "");
+        CHECK_EQ(P(in), (ssize_t)in.len);
+        const sip_hdr_t *h = sip_msg_find(&msg, STR_LIT("X-Spaced"));
+        REQUIRE(h);
+        CHECK_STR(S(h->value), k + 2 < 48 ? "b\tc" : "b");
+    }
+}
+
+/* An all-digits-and-dots host is an IPv4 address exactly when inet_pton takes it. */
+static void test_ipv4_hosts(void)
+{
+    static const char *const hosts[] = {
+        "0.0.0.0", "255.255.255.255", "256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4",
+        "1.2.3.04", "1.2.3.0", "10.0.0.1", "1..2.3", ".1.2.3", "1.2.3.", "1.2.3.4.",
+        "1234.1.1.1", "1.2.3.999", "00.1.1.1", "100.200.250.255", "9", "192.0.2.4",
+    };
+    char uri[64];
+    for (size_t i = 0; i < ARRAY_LEN(hosts); i++) {
+        unsigned char addr[4];
+        bool ok = inet_pton(AF_INET, hosts[i], addr) == 1;
+        snprintf(uri, sizeof(uri), "sip:%s", hosts[i]);
+        sip_uri_t u;
+        int r = sip_uri_parse(str_from_cstr(uri), &u);
+        CHECK_EQ(r == 0 && u.host_type == SIP_HOST_IPV4, ok);
+        CHECK(ok || r < 0 || u.host_type != SIP_HOST_IPV4);
+    }
+    /* Every address of the form a.b.c.d over a spread of octets, with leading zeros too. */
+    static const char *const octets[] = { "0", "7", "00", "09", "10", "99", "100", "199",
+                                          "255", "256", "300", "999", "010", "0255" };
+    for (size_t a = 0; a < ARRAY_LEN(octets); a++) {
+        for (size_t b = 0; b < ARRAY_LEN(octets); b++) {
+            char host[32];
+            snprintf(host, sizeof(host), "%s.1.%s.2", octets[a], octets[b]);
+            unsigned char addr[4];
+            bool ok = inet_pton(AF_INET, host, addr) == 1;
+            snprintf(uri, sizeof(uri), "sip:u@%s:5060", host);
+            sip_uri_t u;
+            int r = sip_uri_parse(str_from_cstr(uri), &u);
+            CHECK_EQ(r == 0, ok);
+            CHECK(!ok || u.host_type == SIP_HOST_IPV4);
+        }
     }
 }
 
@@ -2513,7 +2600,9 @@ int main(void)
     T_RUN(test_folding);
     T_RUN(test_control_bytes);
     T_RUN(test_value_blocks);
+    T_RUN(test_start_line_and_space_blocks);
     T_RUN(test_uri);
+    T_RUN(test_ipv4_hosts);
     T_RUN(test_params_and_lists);
     T_RUN(test_addr);
     T_RUN(test_via);
