@@ -1432,23 +1432,20 @@ static int scan_start_line(scan_t *s, str_t *line)
             return SIP_MSG_E_LINE_TOO_LONG;
         if (is_ctl(c))
             return SIP_MSG_E_START_LINE;
-        if (c != '\\') {
-            /* The checks above, for a run of bytes at once: only a control byte (a line
-             * end among them) or the bounds stop it; a backslash means nothing here. */
-            const char *stop = s->base + s->lim->line_max_bytes;
-            if (stop > s->end)
-                stop = s->end;
-            if ((size_t)(stop - s->base) > s->lim->msg_max_bytes)
-                stop = s->base + s->lim->msg_max_bytes;
-            const char *q = p + 1;
-            while (q < stop) {
-                q = value_plain_run(q, stop);
-                if (q == stop || *q != '\\')
-                    break;
-                q++;
-            }
-            p = q - 1;
+        /* The checks above, for a run of bytes at once: only a control byte (a line
+         * end among them) or the bounds stop it; a backslash means nothing here. */
+        size_t at = (size_t)(p - s->base), bound = s->lim->line_max_bytes;
+        if (bound > s->lim->msg_max_bytes)
+            bound = s->lim->msg_max_bytes;
+        const char *stop = (size_t)(s->end - p) > bound - at ? p + (bound - at) : s->end;
+        const char *q = p + 1;
+        while (q < stop) {
+            q = value_plain_run(q, stop);
+            if (q == stop || *q != '\\')
+                break;
+            q++;
         }
+        p = q - 1;
     }
 }
 
