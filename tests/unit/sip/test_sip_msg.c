@@ -643,6 +643,24 @@ static void test_folding(void)
     CHECK_EQ(P(bad), SIP_MSG_E_HEADER_SYNTAX);
 }
 
+/* text with a C0 control, then DEL, at k, put in fmt (one %s): the message alone, or
+ * that line in a minimal request, fails with err each time. text[k] is put back. */
+static void check_controls_at(char *text, unsigned k, const char *fmt, bool in_request,
+                              ssize_t err)
+{
+    static const char controls[] = { '\001', '\177' };
+    char line[160], keep = text[k];
+    for (size_t i = 0; i < sizeof(controls); i++) {
+        text[k] = controls[i];
+        snprintf(line, sizeof(line), fmt, text);
+        if (in_request)
+            CHECK_EQ(P(REQ("OPTIONS", line, "")), err);
+        else
+            CHECK_EQ(sip_msg_parse(&msg, line, strlen(line), SIP_MSG_DATAGRAM, NULL), err);
+    }
+    text[k] = keep;
+}
+
 /* The scanner checks a value's plain bytes sixteen at a time: a control, DEL or backslash
  * is found at every offset of a block, and trailing white space is trimmed at every length. */
 static void test_value_blocks(void)
@@ -651,12 +669,7 @@ static void test_value_blocks(void)
         char v[64], line[96];
         memset(v, 'a', 48);
         v[48] = 0;
-        v[k] = '\001';
-        snprintf(line, sizeof(line), "X-Long: %s\r\n", v);
-        CHECK_EQ(P(REQ("OPTIONS", line, "")), SIP_MSG_E_HEADER_SYNTAX);
-        v[k] = '\177';
-        snprintf(line, sizeof(line), "X-Long: %s\r\n", v);
-        CHECK_EQ(P(REQ("OPTIONS", line, "")), SIP_MSG_E_HEADER_SYNTAX);
+        check_controls_at(v, k, "X-Long: %s\r\n", true, SIP_MSG_E_HEADER_SYNTAX);
         if (k + 1 < 48) {
             v[k] = '\\';          /* escapes the control after it */
             v[k + 1] = '\001';
@@ -686,16 +699,8 @@ static void test_start_line_and_space_blocks(void)
         char user[64], line[160];
         memset(user, 'u', 48);
         user[48] = 0;
-        user[k] = '\001';
-        snprintf(line, sizeof(line), "OPTIONS sip:%s@h SIP/2.0\r\n", user);
-        str_t in = { line, strlen(line) };
-        CHECK_EQ(sip_msg_parse(&msg, in.ptr, in.len, SIP_MSG_DATAGRAM, NULL),
-                 SIP_MSG_E_START_LINE);
-        user[k] = '\177';
-        snprintf(line, sizeof(line), "OPTIONS sip:%s@h SIP/2.0\r\n", user);
-        in = (str_t){ line, strlen(line) };
-        CHECK_EQ(sip_msg_parse(&msg, in.ptr, in.len, SIP_MSG_DATAGRAM, NULL),
-                 SIP_MSG_E_START_LINE);
+        check_controls_at(user, k, "OPTIONS sip:%s@h SIP/2.0\r\n", false,
+                          SIP_MSG_E_START_LINE);
 
         char v[64];
         memset(v, ' ', 48);
@@ -706,7 +711,7 @@ static void test_start_line_and_space_blocks(void)
             v[k + 2] = 'c';
         }
         snprintf(line, sizeof(line), "X-Spaced:%s\r\n", v);
-        in = REQ("OPTIONS", line, "");
+        str_t in = REQ("OPTIONS", line, "");
         CHECK_EQ(P(in), (ssize_t)in.len);
         const sip_hdr_t *h = sip_msg_find(&msg, STR_LIT("X-Spaced"));
         REQUIRE(h);
