@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/tree.h>
 
 #include "protocols/pidf/pidf.h"
 #include "protocols/pidf/pidf_int.h"
@@ -141,12 +140,12 @@ typedef struct {
     uint32_t line;
 } dec_t;
 
-static bool fail(dec_t *d, dialoginfo_err_t code, const char *reason, const xmlNode *at)
+static bool fail(dec_t *d, dialoginfo_err_t code, const char *reason, const pidf_xml_node_t *at)
 {
     if (d->code == DIALOGINFO_OK) {
         d->code = code;
         d->reason = reason;
-        d->line = at ? (uint32_t)xmlGetLineNo(at) : 0;
+        d->line = at ? pidf_xml_line(at) : 0;
     }
     return false;
 }
@@ -158,7 +157,7 @@ static bool nomem(dec_t *d)
 
 /* An element of the format: in its namespace, or in none (a root written with a prefix and
  * children without one). */
-static bool is_di(const xmlNode *n, const char *name)
+static bool is_di(const pidf_xml_node_t *n, const char *name)
 {
     if (!pidf_xml_name_is(n, name))
         return false;
@@ -167,7 +166,7 @@ static bool is_di(const xmlNode *n, const char *name)
 }
 
 /* A trimmed attribute, TOO_LONG beyond max; *out ptr NULL when absent. */
-static bool attr(dec_t *d, const xmlNode *n, const char *name, size_t max, str_t *out)
+static bool attr(dec_t *d, const pidf_xml_node_t *n, const char *name, size_t max, str_t *out)
 {
     if (!pidf_xml_attr(&d->arena, n, name, NULL, out))
         return nomem(d);
@@ -177,7 +176,7 @@ static bool attr(dec_t *d, const xmlNode *n, const char *name, size_t max, str_t
 
 /* A trimmed attribute that is matched or parsed, not kept: no length bound, since a value
  * too long for its enumeration or number is dropped like any other that does not fit. */
-static bool token(dec_t *d, const xmlNode *n, const char *name, str_t *out)
+static bool token(dec_t *d, const pidf_xml_node_t *n, const char *name, str_t *out)
 {
     if (!pidf_xml_attr(&d->arena, n, name, NULL, out))
         return nomem(d);
@@ -186,7 +185,7 @@ static bool token(dec_t *d, const xmlNode *n, const char *name, str_t *out)
 }
 
 /* A trimmed text, TOO_LONG beyond max. */
-static bool text(dec_t *d, const xmlNode *n, size_t max, str_t *out)
+static bool text(dec_t *d, const pidf_xml_node_t *n, size_t max, str_t *out)
 {
     if (!pidf_xml_text(&d->arena, n, out))
         return nomem(d);
@@ -195,7 +194,7 @@ static bool text(dec_t *d, const xmlNode *n, size_t max, str_t *out)
 }
 
 /* RFC 4235 §4.1.6: <identity display-name="...">URI</identity>. */
-static bool dec_identity(dec_t *d, const xmlNode *n, dialoginfo_party_t *p)
+static bool dec_identity(dec_t *d, const pidf_xml_node_t *n, dialoginfo_party_t *p)
 {
     if (!text(d, n, DIALOGINFO_URI_MAX_BYTES, &p->uri))
         return false;
@@ -212,10 +211,10 @@ static bool dec_identity(dec_t *d, const xmlNode *n, dialoginfo_party_t *p)
 }
 
 /* RFC 4235 §4.1.6: <local> or <remote>. */
-static bool dec_party(dec_t *d, const xmlNode *n, dialoginfo_party_t *p)
+static bool dec_party(dec_t *d, const pidf_xml_node_t *n, dialoginfo_party_t *p)
 {
     bool have_identity = false, have_target = false;
-    for (xmlNodePtr c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
         if (is_di(c, "identity") && !have_identity) {
             have_identity = true;
             if (!dec_identity(d, c, p))
@@ -234,7 +233,7 @@ static bool dec_party(dec_t *d, const xmlNode *n, dialoginfo_party_t *p)
 }
 
 /* RFC 4235 §4.1.2: <state event="..." code="...">value</state>. */
-static bool dec_state(dec_t *d, const xmlNode *n, dialoginfo_dialog_t *dl)
+static bool dec_state(dec_t *d, const pidf_xml_node_t *n, dialoginfo_dialog_t *dl)
 {
     str_t v, event, code;
     if (!pidf_xml_text(&d->arena, n, &v))
@@ -256,7 +255,7 @@ static bool dec_state(dec_t *d, const xmlNode *n, dialoginfo_dialog_t *dl)
 }
 
 /* RFC 4235 §4.1.1: one <dialog>. Children in any order: Asterisk writes <state> last. */
-static bool dec_dialog(dec_t *d, const xmlNode *n, dialoginfo_dialog_t *dl)
+static bool dec_dialog(dec_t *d, const pidf_xml_node_t *n, dialoginfo_dialog_t *dl)
 {
     *dl = (dialoginfo_dialog_t){ .duration_s = DIALOGINFO_DURATION_NONE };
     str_t dir;
@@ -272,7 +271,7 @@ static bool dec_dialog(dec_t *d, const xmlNode *n, dialoginfo_dialog_t *dl)
     dl->direction = di > 0 ? (dialoginfo_direction_t)di : DIALOGINFO_DIR_NONE;
 
     bool have_state = false, have_duration = false, have_local = false, have_remote = false;
-    for (xmlNodePtr c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
         bool ok = true;
         if (is_di(c, "state") && !have_state) {
             have_state = true;
@@ -313,12 +312,12 @@ static bool id_taken(const dialoginfo_dialog_t *dialogs, uint32_t n, str_t id)
     return false;
 }
 
-static bool dec_root(dec_t *d, const xmlNode *root, size_t input_len)
+static bool dec_root(dec_t *d, const pidf_xml_node_t *root, size_t input_len)
 {
     if (!pidf_xml_is(root, "dialog-info", DIALOGINFO_NS))
         return fail(d, DIALOGINFO_ERR_NOT_DIALOGINFO, "root is not <dialog-info>", root);
     uint32_t nd = 0;
-    for (xmlNodePtr c = pidf_xml_first(root); c; c = pidf_xml_next(c))
+    for (const pidf_xml_node_t *c = pidf_xml_first(root); c; c = pidf_xml_next(c))
         nd += is_di(c, "dialog");
     if (nd > DIALOGINFO_DIALOGS_MAX)
         return fail(d, DIALOGINFO_ERR_TOO_MANY_DIALOGS, "too many dialogs", root);
@@ -346,7 +345,7 @@ static bool dec_root(dec_t *d, const xmlNode *root, size_t input_len)
     else
         return fail(d, DIALOGINFO_ERR_STATE, "state neither full nor partial", root);
 
-    for (xmlNodePtr c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
         if (!is_di(c, "dialog")) {
             doc->ignored++;
             continue;
@@ -407,10 +406,10 @@ int dialoginfo_decode(const char *data, size_t len, const dialoginfo_limits_t *l
     *out = NULL;
 
     pidf_xml_status_t st;
-    xmlDocPtr x = pidf_xml_parse(data, len, lim->doc_bytes_max, lim->elements_max,
+    pidf_xml_doc_t *x = pidf_xml_parse(data, len, lim->doc_bytes_max, lim->elements_max,
                                  lim->depth_max, &st);
     if (!x) {
-        *err = (dialoginfo_error_t){ from_xml_err(st.err), st.reason, st.xml_code, st.line };
+        *err = (dialoginfo_error_t){ from_xml_err(st.err), st.reason, st.line };
         return err_to_errno(err->code);
     }
     dec_t d = { .code = DIALOGINFO_OK, .reason = "" };
@@ -418,10 +417,10 @@ int dialoginfo_decode(const char *data, size_t len, const dialoginfo_limits_t *l
     pidf_xml_free(x);
     if (!ok) {
         free(d.doc);
-        *err = (dialoginfo_error_t){ d.code, d.reason, 0, d.line };
+        *err = (dialoginfo_error_t){ d.code, d.reason, d.line };
         return err_to_errno(d.code);
     }
-    *err = (dialoginfo_error_t){ DIALOGINFO_OK, "", 0, 0 };
+    *err = (dialoginfo_error_t){ DIALOGINFO_OK, "", 0 };
     *out = d.doc;
     return 0;
 }

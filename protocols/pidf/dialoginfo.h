@@ -189,7 +189,6 @@ typedef enum {
 typedef struct {
     dialoginfo_err_t code;
     const char *reason;             /* static, for logs */
-    int xml_code;                   /* libxml2's code, 0 if not libxml2's */
     uint32_t line;                  /* 1-based, 0 if unknown */
 } dialoginfo_error_t;
 

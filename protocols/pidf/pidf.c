@@ -3,7 +3,7 @@
  *
  * Decoding walks the tree pidf_xml_parse built once, only along the paths pidf.h lists, and
  * copies everything kept into one allocation (the document, its arrays, then an arena the
- * size of the input for strings), so that the libxml2 tree goes at once and the caller frees
+ * size of the input for strings), so that the parse tree goes at once and the caller frees
  * one pointer.
  */
 #include "protocols/pidf/pidf.h"
@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/tree.h>
 #include <xxhash.h>
 
 #include "protocols/pidf/pidf_int.h"
@@ -109,14 +108,14 @@ static bool is_rpid_ns(const char *ns)
                   strcmp(ns, PIDF_NS_CISCO_RPID) == 0);
 }
 
-static bool is_rpid(const xmlNode *n, const char *name)
+static bool is_rpid(const pidf_xml_node_t *n, const char *name)
 {
     return pidf_xml_name_is(n, name) && is_rpid_ns(pidf_xml_ns(n));
 }
 
 /* A PIDF element: in {pidf}, in no namespace, or in the namespace of the element holding it
  * (Cisco's web service writes tuples and everything in them in its own namespace). */
-static bool is_pidf(const xmlNode *n, const char *name)
+static bool is_pidf(const pidf_xml_node_t *n, const char *name)
 {
     if (!pidf_xml_name_is(n, name))
         return false;
@@ -126,7 +125,7 @@ static bool is_pidf(const xmlNode *n, const char *name)
 }
 
 /* A data-model element of a person or device: {dm}, or as is_pidf, as phones write it. */
-static bool is_dm_or_pidf(const xmlNode *n, const char *name)
+static bool is_dm_or_pidf(const pidf_xml_node_t *n, const char *name)
 {
     return pidf_xml_is(n, name, PIDF_NS_DM) || is_pidf(n, name);
 }
@@ -326,12 +325,12 @@ typedef struct {
     uint32_t line;
 } dec_t;
 
-static bool fail(dec_t *d, pidf_err_t code, const char *reason, const xmlNode *at)
+static bool fail(dec_t *d, pidf_err_t code, const char *reason, const pidf_xml_node_t *at)
 {
     if (d->code == PIDF_OK) {
         d->code = code;
         d->reason = reason;
-        d->line = at ? (uint32_t)xmlGetLineNo(at) : 0;
+        d->line = at ? pidf_xml_line(at) : 0;
     }
     return false;
 }
@@ -342,7 +341,7 @@ static bool nomem(dec_t *d)
 }
 
 /* Trimmed text of n, failing with TOO_LONG beyond max. */
-static bool text_ident(dec_t *d, const xmlNode *n, size_t max, const char *what, str_t *out)
+static bool text_ident(dec_t *d, const pidf_xml_node_t *n, size_t max, const char *what, str_t *out)
 {
     if (!pidf_xml_text(&d->arena, n, out))
         return nomem(d);
@@ -350,8 +349,8 @@ static bool text_ident(dec_t *d, const xmlNode *n, size_t max, const char *what,
     return out->len <= max || fail(d, PIDF_ERR_TOO_LONG, what, n);
 }
 
-static bool attr_ident(dec_t *d, const xmlNode *n, const char *name, const char *ns, size_t max,
-                       const char *what, str_t *out)
+static bool attr_ident(dec_t *d, const pidf_xml_node_t *n, const char *name, const char *ns,
+                       size_t max, const char *what, str_t *out)
 {
     if (!pidf_xml_attr(&d->arena, n, name, ns, out))
         return nomem(d);
@@ -361,7 +360,7 @@ static bool attr_ident(dec_t *d, const xmlNode *n, const char *name, const char 
 
 /* Free text: trimmed, cut to PIDF_NOTE_MAX_BYTES, trimmed again (so that decoding the
  * result gives it back unchanged). */
-static bool text_free(dec_t *d, const xmlNode *n, str_t *out)
+static bool text_free(dec_t *d, const pidf_xml_node_t *n, str_t *out)
 {
     if (!pidf_xml_text(&d->arena, n, out))
         return nomem(d);
@@ -369,7 +368,7 @@ static bool text_free(dec_t *d, const xmlNode *n, str_t *out)
     return true;
 }
 
-static bool add_note(dec_t *d, const xmlNode *n, pidf_note_t *notes, uint8_t *count)
+static bool add_note(dec_t *d, const pidf_xml_node_t *n, pidf_note_t *notes, uint8_t *count)
 {
     if (*count >= PIDF_NOTES_MAX) {
         d->doc->ignored++;
@@ -384,7 +383,7 @@ static bool add_note(dec_t *d, const xmlNode *n, pidf_note_t *notes, uint8_t *co
     return true;
 }
 
-static bool dec_timestamp(dec_t *d, const xmlNode *n, int64_t *t_ms, bool *seen)
+static bool dec_timestamp(dec_t *d, const pidf_xml_node_t *n, int64_t *t_ms, bool *seen)
 {
     if (*seen) {
         d->doc->ignored++;
@@ -399,9 +398,9 @@ static bool dec_timestamp(dec_t *d, const xmlNode *n, int64_t *t_ms, bool *seen)
 }
 
 /* RFC 4480 §3.2: the children of <activities>, added to *acts. */
-static bool dec_activities(dec_t *d, const xmlNode *n, uint32_t *acts, str_t *other)
+static bool dec_activities(dec_t *d, const pidf_xml_node_t *n, uint32_t *acts, str_t *other)
 {
-    for (xmlNodePtr c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
         int a = is_rpid_ns(pidf_xml_ns(c)) ? activity_lookup(pidf_xml_name(c)) : -1;
         if (a < 0) {
             d->doc->ignored++;                  /* <rpid:note>, future values */
@@ -421,9 +420,9 @@ static bool dec_activities(dec_t *d, const xmlNode *n, uint32_t *acts, str_t *ot
 }
 
 /* RFC 4480's <mood>: values by name, "other" with its text. */
-static bool dec_mood(dec_t *d, const xmlNode *n, pidf_person_t *p)
+static bool dec_mood(dec_t *d, const pidf_xml_node_t *n, pidf_person_t *p)
 {
-    for (xmlNodePtr c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
         str_t name = pidf_xml_name(c);
         bool dup = false;
         for (unsigned i = 0; i < p->mood_count; i++)
@@ -443,10 +442,10 @@ static bool dec_mood(dec_t *d, const xmlNode *n, pidf_person_t *p)
 }
 
 /* RFC 3863 §4.1.3 - §4.1.4. */
-static bool dec_status(dec_t *d, const xmlNode *n, pidf_tuple_t *t)
+static bool dec_status(dec_t *d, const pidf_xml_node_t *n, pidf_tuple_t *t)
 {
     bool basic_seen = false;
-    for (xmlNodePtr c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
         if (is_pidf(c, "basic") && !basic_seen) {
             basic_seen = true;
             str_t v;
@@ -470,8 +469,8 @@ static bool dec_status(dec_t *d, const xmlNode *n, pidf_tuple_t *t)
 }
 
 /* RFC 3863 §4.1.2. */
-static bool dec_tuple(dec_t *d, const xmlNode *n, pidf_tuple_t *t, const pidf_tuple_t *before,
-                  uint32_t nbefore)
+static bool dec_tuple(dec_t *d, const pidf_xml_node_t *n, pidf_tuple_t *t,
+                      const pidf_tuple_t *before, uint32_t nbefore)
 {
     *t = (pidf_tuple_t){ .contact_priority = PIDF_PRIORITY_NONE, .timestamp_ms = PIDF_TIME_NONE };
     if (!pidf_xml_attr(&d->arena, n, "id", NULL, &t->id))
@@ -484,7 +483,7 @@ static bool dec_tuple(dec_t *d, const xmlNode *n, pidf_tuple_t *t, const pidf_tu
             return fail(d, PIDF_ERR_TUPLE_ID, "two tuples with one id", n);
 
     bool status_seen = false, ts_seen = false;
-    for (xmlNodePtr c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
         bool ok = true;
         if (is_pidf(c, "status") && !status_seen) {
             status_seen = true;
@@ -513,13 +512,13 @@ static bool dec_tuple(dec_t *d, const xmlNode *n, pidf_tuple_t *t, const pidf_tu
 }
 
 /* An RFC 4479 person with RFC 4480's elements. */
-static bool dec_person(dec_t *d, const xmlNode *n, pidf_person_t *p)
+static bool dec_person(dec_t *d, const pidf_xml_node_t *n, pidf_person_t *p)
 {
     *p = (pidf_person_t){ .timestamp_ms = PIDF_TIME_NONE };
     if (!attr_ident(d, n, "id", NULL, PIDF_ID_MAX_BYTES, "person id too long", &p->id))
         return false;
     bool ts_seen = false;
-    for (xmlNodePtr c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
         bool ok = true;
         if (is_rpid(c, "activities"))
             ok = dec_activities(d, c, &p->activities, &p->activity_other);
@@ -538,13 +537,13 @@ static bool dec_person(dec_t *d, const xmlNode *n, pidf_person_t *p)
 }
 
 /* An RFC 4479 device. */
-static bool dec_device(dec_t *d, const xmlNode *n, pidf_device_t *v)
+static bool dec_device(dec_t *d, const pidf_xml_node_t *n, pidf_device_t *v)
 {
     *v = (pidf_device_t){ .timestamp_ms = PIDF_TIME_NONE };
     if (!attr_ident(d, n, "id", NULL, PIDF_ID_MAX_BYTES, "device id too long", &v->id))
         return false;
     bool ts_seen = false;
-    for (xmlNodePtr c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
         bool ok = true;
         if (pidf_xml_is(c, "deviceID", PIDF_NS_DM) && !v->device_id.ptr)
             ok = text_ident(d, c, PIDF_URI_MAX_BYTES, "deviceID too long", &v->device_id);
@@ -562,28 +561,28 @@ static bool dec_device(dec_t *d, const xmlNode *n, pidf_device_t *v)
 
 /* Tuples and persons are matched by local name in any namespace ({pidf} and {dm}, Cisco's,
  * none: pidf.h). */
-static bool is_tuple(const xmlNode *n)
+static bool is_tuple(const pidf_xml_node_t *n)
 {
     return pidf_xml_name_is(n, "tuple");
 }
 
-static bool is_person(const xmlNode *n)
+static bool is_person(const pidf_xml_node_t *n)
 {
     return pidf_xml_name_is(n, "person");
 }
 
-static bool is_device(const xmlNode *n)
+static bool is_device(const pidf_xml_node_t *n)
 {
     return pidf_xml_is(n, "device", PIDF_NS_DM);
 }
 
 /* RFC 3863 §4.1.1. Counts first, to size the one allocation. */
-static bool dec_presence(dec_t *d, const xmlNode *root, size_t input_len)
+static bool dec_presence(dec_t *d, const pidf_xml_node_t *root, size_t input_len)
 {
     if (!pidf_xml_is(root, "presence", PIDF_NS))
         return fail(d, PIDF_ERR_NOT_PIDF, "root is not a PIDF <presence>", root);
     uint32_t nt = 0, np = 0, nd = 0;
-    for (xmlNodePtr c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
         nt += is_tuple(c);
         np += is_person(c);
         nd += is_device(c);
@@ -614,7 +613,7 @@ static bool dec_presence(dec_t *d, const xmlNode *root, size_t input_len)
         return fail(d, PIDF_ERR_ENTITY, "entity missing, empty or too long", root);
     doc->entity = entity;
 
-    for (xmlNodePtr c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
         bool ok = true;
         if (is_tuple(c)) {
             ok = dec_tuple(d, c, &tuples[doc->tuple_count], tuples, doc->tuple_count);
@@ -689,10 +688,10 @@ int pidf_decode(const char *data, size_t len, const pidf_limits_t *lim, pidf_doc
     *out = NULL;
 
     pidf_xml_status_t st;
-    xmlDocPtr x = pidf_xml_parse(data, len, lim->doc_bytes_max, lim->elements_max,
+    pidf_xml_doc_t *x = pidf_xml_parse(data, len, lim->doc_bytes_max, lim->elements_max,
                                  lim->depth_max, &st);
     if (!x) {
-        *err = (pidf_error_t){ from_xml_err(st.err), st.reason, st.xml_code, st.line };
+        *err = (pidf_error_t){ from_xml_err(st.err), st.reason, st.line };
         return err_to_errno(err->code);
     }
     dec_t d = { .code = PIDF_OK, .reason = "" };
@@ -700,11 +699,11 @@ int pidf_decode(const char *data, size_t len, const pidf_limits_t *lim, pidf_doc
     pidf_xml_free(x);
     if (!ok) {
         free(d.doc);
-        *err = (pidf_error_t){ d.code, d.reason, 0, d.line };
+        *err = (pidf_error_t){ d.code, d.reason, d.line };
         return err_to_errno(d.code);
     }
     DEBUG_ASSERT(d.code == PIDF_OK);
-    *err = (pidf_error_t){ PIDF_OK, "", 0, 0 };
+    *err = (pidf_error_t){ PIDF_OK, "", 0 };
     *out = d.doc;
     return 0;
 }

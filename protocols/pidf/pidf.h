@@ -4,10 +4,11 @@
  * presenced sends to SIP watchers, and the mapping between PIDF/RPID and the engine's
  * protocol-neutral presence states (DESIGN.md §3), including the XMPP <show> values.
  *
- * Decoding is bounded and never trusts the document: no DTD is loaded, no entity is
- * substituted, a document with a DOCTYPE is refused before its internal subset is read (so
- * "billion laughs" never starts), the input, the number of elements and their nesting are
- * capped while libxml2 parses (pidf_limits_t), and so are the counts of tuples, persons,
+ * Decoding is bounded and never trusts the document: the document must be
+ * namespace-well-formed XML 1.0 (pidf_int.h's parser), no DTD is loaded, no entity other
+ * than XML's five is known, a document with a DOCTYPE is refused (so "billion laughs" never
+ * starts), the input, the number of elements and their nesting are capped while it is
+ * parsed (pidf_limits_t), and so are the counts of tuples, persons,
  * devices and notes and the length of every string kept. Only UTF-8 is accepted: RFC 3863
  * §4.1 makes it the one encoding every implementation must accept, and no phone sends
  * another; an encoding declaration naming something else is ignored and the bytes must
@@ -48,8 +49,7 @@
  * memory and is not freed here. Encoders append to a buf_t (which aborts on allocation
  * failure).
  *
- * Threads: every function may be called from any shard at once and none blocks, once
- * pidf_global_init() has run (the decoder also runs it; see there).
+ * Threads: every function may be called from any shard at once and none blocks.
  */
 #ifndef PRESENCED_PIDF_H
 #define PRESENCED_PIDF_H
@@ -85,7 +85,7 @@
 
 #define PIDF_DOC_BYTES_LIMIT (16u * 1024 * 1024)
 #define PIDF_ELEMENTS_LIMIT 1000000u
-#define PIDF_DEPTH_LIMIT 200u               /* under libxml2's own 256 */
+#define PIDF_DEPTH_LIMIT 200u               /* the parser's stack of open elements */
 
 typedef struct {
     uint32_t doc_bytes_max;
@@ -229,7 +229,7 @@ typedef enum {
     PIDF_OK = 0,
     PIDF_ERR_TOO_LARGE,         /* more bytes than doc_bytes_max */
     PIDF_ERR_ENCODING,          /* not UTF-8 (UTF-16, UCS-4, EBCDIC, a NUL byte) */
-    PIDF_ERR_NOT_WELL_FORMED,   /* libxml2 refused it (see xml_code) */
+    PIDF_ERR_NOT_WELL_FORMED,   /* not namespace-well-formed XML (reason says what) */
     PIDF_ERR_DOCTYPE,           /* a document type declaration */
     PIDF_ERR_TOO_MANY_ELEMENTS,
     PIDF_ERR_TOO_DEEP,
@@ -247,20 +247,11 @@ typedef enum {
 typedef struct {
     pidf_err_t code;
     const char *reason;         /* static, for logs: "tuple without <status>" */
-    int xml_code;               /* libxml2's xmlParserErrors, 0 if not from libxml2 */
     uint32_t line;              /* 1-based line where it was found, 0 if unknown */
 } pidf_error_t;
 
 /* "too-large", "not-well-formed", ... (static); crashes outside the enum. */
 const char *pidf_err_name(pidf_err_t code);
-
-/*
- * Once per process before shards start, and safe to call again from any thread:
- * libxml2 2.9's xmlInitParser() is not thread-safe on its first call, so this runs it
- * under pthread_once. pidf_decode() and winfo_decode() call it too, so a forgotten call is
- * slow once, never a race.
- */
-void pidf_global_init(void);
 
 /*
  * Decodes len bytes (not referenced afterwards). lim NULL means pidf_limits_default; its

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libxml/tree.h>
 
 #include "protocols/pidf/pidf.h"
 #include "protocols/pidf/pidf_int.h"
@@ -97,12 +96,12 @@ typedef struct {
     uint32_t line;
 } dec_t;
 
-static bool fail(dec_t *d, winfo_err_t code, const char *reason, const xmlNode *at)
+static bool fail(dec_t *d, winfo_err_t code, const char *reason, const pidf_xml_node_t *at)
 {
     if (d->code == WINFO_OK) {
         d->code = code;
         d->reason = reason;
-        d->line = at ? (uint32_t)xmlGetLineNo(at) : 0;
+        d->line = at ? pidf_xml_line(at) : 0;
     }
     return false;
 }
@@ -113,7 +112,7 @@ static bool nomem(dec_t *d)
 }
 
 /* A trimmed attribute, TOO_LONG beyond max; *out ptr NULL when absent. */
-static bool attr(dec_t *d, const xmlNode *n, const char *name, const char *ns, size_t max,
+static bool attr(dec_t *d, const pidf_xml_node_t *n, const char *name, const char *ns, size_t max,
                  str_t *out)
 {
     if (!pidf_xml_attr(&d->arena, n, name, ns, out))
@@ -122,12 +121,12 @@ static bool attr(dec_t *d, const xmlNode *n, const char *name, const char *ns, s
     return out->len <= max || fail(d, WINFO_ERR_TOO_LONG, "attribute value too long", n);
 }
 
-static bool is_winfo(const xmlNode *n, const char *name)
+static bool is_winfo(const pidf_xml_node_t *n, const char *name)
 {
     return pidf_xml_is(n, name, WINFO_NS);
 }
 
-static bool seconds(dec_t *d, const xmlNode *n, const char *name, uint64_t *out)
+static bool seconds(dec_t *d, const pidf_xml_node_t *n, const char *name, uint64_t *out)
 {
     str_t v;
     if (!pidf_xml_attr(&d->arena, n, name, NULL, &v))
@@ -141,7 +140,7 @@ static bool seconds(dec_t *d, const xmlNode *n, const char *name, uint64_t *out)
 }
 
 /* RFC 3858 §3: one <watcher>. */
-static bool dec_watcher(dec_t *d, const xmlNode *n, winfo_watcher_t *w)
+static bool dec_watcher(dec_t *d, const pidf_xml_node_t *n, winfo_watcher_t *w)
 {
     *w = (winfo_watcher_t){ 0 };
     str_t status, event, name;
@@ -177,7 +176,7 @@ static bool dec_watcher(dec_t *d, const xmlNode *n, winfo_watcher_t *w)
 }
 
 /* RFC 3858 §3: <watcher-list>, its watchers at w. */
-static bool dec_list(dec_t *d, const xmlNode *n, winfo_list_t *l, winfo_watcher_t *w)
+static bool dec_list(dec_t *d, const pidf_xml_node_t *n, winfo_list_t *l, winfo_watcher_t *w)
 {
     *l = (winfo_list_t){ .watchers = w };
     if (!attr(d, n, "resource", NULL, WINFO_URI_MAX_BYTES, &l->resource) ||
@@ -187,7 +186,7 @@ static bool dec_list(dec_t *d, const xmlNode *n, winfo_list_t *l, winfo_watcher_
         return fail(d, WINFO_ERR_LIST, "watcher-list without a resource", n);
     if (!l->package.ptr || l->package.len == 0)
         return fail(d, WINFO_ERR_LIST, "watcher-list without a package", n);
-    for (xmlNodePtr c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(n); c; c = pidf_xml_next(c)) {
         if (!is_winfo(c, "watcher")) {
             d->doc->ignored++;
             continue;
@@ -199,16 +198,16 @@ static bool dec_list(dec_t *d, const xmlNode *n, winfo_list_t *l, winfo_watcher_
     return true;
 }
 
-static bool dec_root(dec_t *d, const xmlNode *root, size_t input_len)
+static bool dec_root(dec_t *d, const pidf_xml_node_t *root, size_t input_len)
 {
     if (!is_winfo(root, "watcherinfo"))
         return fail(d, WINFO_ERR_NOT_WINFO, "root is not <watcherinfo>", root);
     uint32_t nl = 0, nw = 0;
-    for (xmlNodePtr c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
         if (!is_winfo(c, "watcher-list"))
             continue;
         nl++;
-        for (xmlNodePtr w = pidf_xml_first(c); w; w = pidf_xml_next(w))
+        for (const pidf_xml_node_t *w = pidf_xml_first(c); w; w = pidf_xml_next(w))
             nw += is_winfo(w, "watcher");
     }
     if (nl > WINFO_LISTS_MAX)
@@ -242,7 +241,7 @@ static bool dec_root(dec_t *d, const xmlNode *root, size_t input_len)
         return fail(d, WINFO_ERR_STATE, "state neither full nor partial", root);
 
     uint32_t used = 0;
-    for (xmlNodePtr c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
+    for (const pidf_xml_node_t *c = pidf_xml_first(root); c; c = pidf_xml_next(c)) {
         if (!is_winfo(c, "watcher-list")) {
             doc->ignored++;
             continue;
@@ -302,10 +301,10 @@ int winfo_decode(const char *data, size_t len, const winfo_limits_t *lim, winfo_
     *out = NULL;
 
     pidf_xml_status_t st;
-    xmlDocPtr x = pidf_xml_parse(data, len, lim->doc_bytes_max, lim->elements_max,
+    pidf_xml_doc_t *x = pidf_xml_parse(data, len, lim->doc_bytes_max, lim->elements_max,
                                  lim->depth_max, &st);
     if (!x) {
-        *err = (winfo_error_t){ from_xml_err(st.err), st.reason, st.xml_code, st.line };
+        *err = (winfo_error_t){ from_xml_err(st.err), st.reason, st.line };
         return err_to_errno(err->code);
     }
     dec_t d = { .code = WINFO_OK, .reason = "" };
@@ -313,10 +312,10 @@ int winfo_decode(const char *data, size_t len, const winfo_limits_t *lim, winfo_
     pidf_xml_free(x);
     if (!ok) {
         free(d.doc);
-        *err = (winfo_error_t){ d.code, d.reason, 0, d.line };
+        *err = (winfo_error_t){ d.code, d.reason, d.line };
         return err_to_errno(d.code);
     }
-    *err = (winfo_error_t){ WINFO_OK, "", 0, 0 };
+    *err = (winfo_error_t){ WINFO_OK, "", 0 };
     *out = d.doc;
     return 0;
 }

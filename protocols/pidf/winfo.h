@@ -151,7 +151,6 @@ typedef enum {
 typedef struct {
     winfo_err_t code;
     const char *reason;             /* static */
-    int xml_code;                   /* libxml2's code, 0 if not libxml2's */
     uint32_t line;
 } winfo_error_t;
 

@@ -1093,7 +1093,6 @@ void sip_presence_register(void)
     pres_observe(sip_on_presence);
     pres_observe_subs(sip_on_sub);
     im_register_offer(PRES_PROVIDER_SIP, sip_im_offer);
-    pidf_global_init();
 }
 
 void sip_presence_init(sip_shard_t *ss)

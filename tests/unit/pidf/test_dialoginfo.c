@@ -868,7 +868,6 @@ static void test_encode(void)
 
 int main(void)
 {
-    pidf_global_init();
     T_RUN(test_rfc4235_examples);
     T_RUN(test_asterisk);
     T_RUN(test_cucm);

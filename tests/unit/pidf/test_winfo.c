@@ -387,7 +387,6 @@ static void test_encode(void)
 
 int main(void)
 {
-    pidf_global_init();
     T_RUN(test_rfc3858_example);
     T_RUN(test_rfc3857_flow);
     T_RUN(test_every_status_and_event);
