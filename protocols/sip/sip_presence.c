@@ -155,20 +155,10 @@ static void sip_pres_list(shard_t *sh, str_t user, pres_each_fn each, void *ctx)
     }
 }
 
-/* --- NOTIFY: composed here, sent by the flow's shard --- */
+/* --- requests: composed on the home shard, sent by the flow's shard --- */
 
-
-typedef struct {
-    sip_origin_t origin;
-    uint16_t home;
-    uint8_t kind;
-    uint64_t sub_id;            /* NOTIFY: the subscription */
-    char *user;
-    char *from, *id;            /* MESSAGE: the sender (a JID) and its message id */
-    size_t len;
-    char bytes[];               /* the request without its Via */
-} sip_out_t;
-
+/* A client transaction. The home shard composes the request, Via included, straight into
+ * it; the flow's shard keeps it until the response (or Timer F). */
 typedef struct sip_ctxn {
     struct sip_ctxn *next;
     timer_ent_t timer;
@@ -176,8 +166,8 @@ typedef struct sip_ctxn {
     sip_origin_t origin;
     uint16_t home;
     uint8_t kind;
-    uint64_t sub_id;
-    char *from, *id;
+    uint64_t sub_id;            /* NOTIFY: the subscription; SUBSCRIBE: the line */
+    char *from, *id;            /* MESSAGE: the sender (a JID) and its message id */
     uint64_t deadline_ms;
     uint32_t interval_ms;
     char *user;
@@ -186,14 +176,13 @@ typedef struct sip_ctxn {
     char bytes[];
 } sip_ctxn_t;
 
+static void sip_ctxn_free(sip_ctxn_t *c);
+
 static void sip_ctxn_unlink(sip_shard_t *ss, sip_ctxn_t *c)
 {
     sip_table_del(&ss->ctxns, c);
     timer_cancel(shard_timers(ss->sh), &c->timer);
-    free(c->user);
-    free(c->from);
-    free(c->id);
-    free(c);
+    sip_ctxn_free(c);
 }
 
 typedef struct {
@@ -275,79 +264,118 @@ static void sip_ctxn_timer(timer_wheel_t *w, timer_ent_t *t)
     timer_arm(w, t, next < c->deadline_ms ? next : c->deadline_ms);
 }
 
-/* The flow's shard: adds our Via and sends, keeping the client transaction. */
-static void sip_out_send(void *ctx, const mbox_msg_t *msg)
+/* Appends our Via for a request over o's flow. Its branch names the flow's shard, which
+ * keeps the client transaction (a response the kernel hands to another shard's socket finds
+ * its way there, sip_receive); this shard's random prefix and counter make it unique. The
+ * branch is also copied to branch. */
+static void sip_via_append(shard_t *sh, buf_t *b, const sip_origin_t *o,
+                           char branch[SIP_BRANCH_MAX])
 {
-    shard_t *sh = ctx;
-    sip_out_t *o = msg->ptr;
     sip_shard_t *ss = sip_of(sh);
-    const char *eol = memchr(o->bytes, '\n', o->len);
-    size_t first = eol ? (size_t)(eol - o->bytes) + 1 : 0;
-    /* The branch names this shard: a response that the kernel hands to
-     * another shard's socket finds its way back (sip_receive). */
-    buf_t *via = &ss->scratch;
-    via->len = 0;
-    buf_append_strs(via, !o->origin.stream ? "Via: SIP/2.0/UDP "
-                         : o->origin.tls   ? "Via: SIP/2.0/TLS "
-                                           : "Via: SIP/2.0/TCP ",
-                    sip_cfg.via_host, ":", NULL);
-    buf_append_uint(via, o->origin.tls ? sip_cfg.tls_port : sip_cfg.port);
-    buf_append_str(via, ";branch=");
-    size_t branch_at = via->len;
-    sip_branch_append(via, shard_id(sh), ss->branch_prefix, ++ss->branch_seq);
-    size_t branch_len = via->len - branch_at;
-    ASSERT(branch_len < SIP_BRANCH_MAX);
-    buf_append_str(via, ";rport\r\n");
-    size_t len = o->len + via->len;
-    sip_ctxn_t *c = malloc(sizeof(*c) + len);
-    if (!c)
-        PANIC("out of memory sending a NOTIFY");
-    memset(c, 0, sizeof(*c));
+    buf_append_str(b, !o->stream ? "Via: SIP/2.0/UDP "
+                      : o->tls   ? "Via: SIP/2.0/TLS "
+                                 : "Via: SIP/2.0/TCP ");
+    buf_append_str(b, sip_cfg.via_host);
+    buf_append_str(b, ":");
+    buf_append_uint(b, o->tls ? sip_cfg.tls_port : sip_cfg.port);
+    buf_append_str(b, ";branch=");
+    size_t at = b->len;
+    sip_branch_append(b, o->shard, ss->branch_prefix, ++ss->branch_seq);
+    size_t n = b->len - at;
+    ASSERT(n < SIP_BRANCH_MAX);
+    memcpy(branch, b->data + at, n);
+    branch[n] = 0;
+    buf_append_str(b, ";rport\r\n");
+}
+
+/* The flow's shard: the transaction starts; the request goes out. */
+static void sip_ctxn_start(shard_t *sh, sip_ctxn_t *c)
+{
+    DEBUG_ASSERT(c->origin.shard == shard_id(sh));
     c->sh = sh;
-    c->origin = o->origin;
-    c->home = o->home;
-    c->sub_id = o->sub_id;
-    c->kind = o->kind;
-    c->user = o->user;
-    c->from = o->from;
-    c->id = o->id;
-    memcpy(c->branch, via->data + branch_at, branch_len);
-    c->branch[branch_len] = 0;
-    memcpy(c->bytes, o->bytes, first);
-    memcpy(c->bytes + first, via->data, via->len);
-    memcpy(c->bytes + first + via->len, o->bytes + first, o->len - first);
-    c->len = len;
     c->interval_ms = SIP_T1_MS;
     c->deadline_ms = shard_now_ms(sh) + SIP_TIMER_F_MS;
     timer_init(&c->timer, sip_ctxn_timer);
     timer_arm(shard_timers(sh), &c->timer,
               c->origin.stream ? c->deadline_ms : shard_now_ms(sh) + c->interval_ms);
-    sip_table_add(&ss->ctxns, c);
+    sip_table_add(&sip_of(sh)->ctxns, c);
     sip_send(sh, &c->origin, c->bytes, c->len);
     if (c->kind == OUT_NOTIFY)
         metric_inc(shard_metrics(sh), sip_mid.notifies);
-    free(o);
+}
+
+static void sip_ctxn_arrived(void *ctx, const mbox_msg_t *msg)
+{
+    sip_ctxn_start(ctx, msg->ptr);
+}
+
+static void sip_ctxn_free(sip_ctxn_t *c)
+{
+    free(c->user);
+    free(c->from);
+    free(c->id);
+    free(c);
+}
+
+/* Home shard: a client transaction for the request head + body (head with its Via and
+ * branch from sip_via_append), started here when this shard has the flow, else on the
+ * flow's shard. Takes user, from and id (malloc'd; from and id may be NULL). Returns 0, or
+ * -EAGAIN when the flow's shard's mailbox is full (the request is dropped). */
+static int sip_ctxn_send(shard_t *sh, const sip_origin_t *o, sip_out_kind_t kind, uint64_t ref,
+                         char *user, char *from, char *id, const char *branch, str_t head,
+                         str_t body)
+{
+    sip_ctxn_t *c = malloc(sizeof(*c) + head.len + body.len);
+    if (!c)
+        PANIC("out of memory sending a SIP request");
+    memset(c, 0, sizeof(*c));
+    c->origin = *o;
+    c->home = (uint16_t)shard_id(sh);
+    c->kind = (uint8_t)kind;
+    c->sub_id = ref;
+    c->user = user;
+    c->from = from;
+    c->id = id;
+    strcpy(c->branch, branch);
+    memcpy(c->bytes, head.ptr, head.len);
+    if (body.len)
+        memcpy(c->bytes + head.len, body.ptr, body.len);
+    c->len = head.len + body.len;
+    if (o->shard == shard_id(sh)) {
+        sip_ctxn_start(sh, c);
+        return 0;
+    }
+    mbox_msg_t m = { .ptr = c };
+    if (shard_call(sh, o->shard, sip_ctxn_arrived, &m) < 0) {
+        sip_ctxn_free(c);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* A request composed elsewhere without its Via: ours goes after the request line. */
+static int sip_request_send_as(shard_t *sh, const sip_origin_t *via, sip_out_kind_t kind,
+                               uint64_t ref, char *user, char *from, char *id,
+                               const buf_t *request)
+{
+    const char *data = (const char *)request->data;
+    const char *eol = memchr(data, '\n', request->len);
+    size_t first = eol ? (size_t)(eol - data) + 1 : 0;
+    buf_t *b = &sip_of(sh)->scratch;
+    b->len = 0;
+    buf_append(b, data, first);
+    char branch[SIP_BRANCH_MAX];
+    sip_via_append(sh, b, via, branch);
+    buf_append(b, data + first, request->len - first);
+    return sip_ctxn_send(sh, via, kind, ref, user, from, id, branch,
+                         (str_t){ (const char *)b->data, b->len }, (str_t){ NULL, 0 });
 }
 
 void sip_request_send(shard_t *sh, const sip_origin_t *via, sip_out_kind_t kind,
                       const char *user, uint64_t ref, const buf_t *request)
 {
-    sip_out_t *o = malloc(sizeof(*o) + request->len);
-    if (!o)
-        PANIC("out of memory sending a request");
-    memset(o, 0, sizeof(*o));
-    o->origin = *via;
-    o->home = (uint16_t)shard_id(sh);
-    o->kind = (uint8_t)kind;
-    o->sub_id = ref;
-    o->user = strdup(user);
-    o->len = request->len;
-    memcpy(o->bytes, request->data, request->len);
-    mbox_msg_t m = { .ptr = o };
-    if (shard_call(sh, via->shard, sip_out_send, &m) < 0) {
-        free(o->user);
-        free(o);
-    }
+    if (sip_request_send_as(sh, via, kind, ref, strdup(user), NULL, NULL, request) < 0)
+        LOG_RATELIMITED(LOG_LEVEL_WARN, "mailbox full: a SIP request was dropped");
 }
 
 bool sip_client_response(shard_t *sh, const sip_msg_t *m)
@@ -470,7 +498,10 @@ static void sip_notify_pidf(shard_t *sh, sip_sub_t *s, const char *terminated_re
     }
     buf_t *b = &sip_of(sh)->scratch;
     b->len = 0;
-    buf_append_strs(b, "NOTIFY ", s->target, " SIP/2.0\r\n", s->routes ? s->routes : "",
+    char branch[SIP_BRANCH_MAX];
+    buf_append_strs(b, "NOTIFY ", s->target, " SIP/2.0\r\n", NULL);
+    sip_via_append(sh, b, &s->origin, branch);
+    buf_append_strs(b, s->routes ? s->routes : "",
                     "Max-Forwards: 70\r\nFrom: <sip:", p->key, ">;tag=", s->local_tag,
                     "\r\nTo: ", s->remote, ";tag=", s->remote_tag, "\r\nCall-ID: ", s->call_id,
                     "\r\nCSeq: ", NULL);
@@ -501,25 +532,10 @@ static void sip_notify_pidf(shard_t *sh, sip_sub_t *s, const char *terminated_re
     buf_append_str(b, "\r\nContent-Length: ");
     buf_append_uint(b, body->len);
     buf_append_str(b, "\r\n\r\n");
-    sip_out_t *o = malloc(sizeof(*o) + b->len + body->len);
-    if (!o)
-        PANIC("out of memory composing a NOTIFY");
-    memset(o, 0, sizeof(*o));
-    o->origin = s->origin;
-    o->home = (uint16_t)shard_id(sh);
-    o->kind = OUT_NOTIFY;
-    o->sub_id = s->id;
-    o->user = strdup(p->key);
-    o->len = b->len + body->len;
-    memcpy(o->bytes, b->data, b->len);
-    if (body->len)
-        memcpy(o->bytes + b->len, body->data, body->len);
-    mbox_msg_t m = { .ptr = o };
-    if (shard_call(sh, s->origin.shard, sip_out_send, &m) < 0) {
+    if (sip_ctxn_send(sh, &s->origin, OUT_NOTIFY, s->id, strdup(p->key), NULL, NULL, branch,
+                      (str_t){ (const char *)b->data, b->len },
+                      (str_t){ (const char *)body->data, body->len }) < 0)
         LOG_RATELIMITED(LOG_LEVEL_WARN, "mailbox full: a NOTIFY was dropped");
-        free(o->user);
-        free(o);
-    }
     buf_fini(&own);
 }
 
@@ -1014,28 +1030,11 @@ static im_result_t sip_im_offer(shard_t *sh, const im_msg_t *msg)
                bd->contact, (int)from_bare.len, from_bare.ptr, tag, user, cid, sip_cfg.via_host,
                msg->body.len);
     buf_append(&b, msg->body.ptr, msg->body.len);
-    sip_out_t *o = malloc(sizeof(*o) + b.len);
-    if (!o)
-        PANIC("out of memory composing a MESSAGE");
-    memset(o, 0, sizeof(*o));
-    o->origin = bd->origin;
-    o->home = (uint16_t)shard_id(sh);
-    o->kind = OUT_MESSAGE;
-    o->user = strdup(user);
-    o->from = strndup(msg->from.ptr, msg->from.len);
-    o->id = msg->id.len ? strndup(msg->id.ptr, msg->id.len) : NULL;
-    o->len = b.len;
-    memcpy(o->bytes, b.data, b.len);
+    int rc = sip_request_send_as(sh, &bd->origin, OUT_MESSAGE, 0, strdup(user),
+                                 strndup(msg->from.ptr, msg->from.len),
+                                 msg->id.len ? strndup(msg->id.ptr, msg->id.len) : NULL, &b);
     buf_fini(&b);
-    mbox_msg_t mm = { .ptr = o };
-    if (shard_call(sh, bd->origin.shard, sip_out_send, &mm) < 0) {
-        free(o->user);
-        free(o->from);
-        free(o->id);
-        free(o);
-        return IM_UNREACHABLE;
-    }
-    return IM_SENT;
+    return rc < 0 ? IM_UNREACHABLE : IM_SENT;
 }
 
 /* --- what other protocols tell us --- */

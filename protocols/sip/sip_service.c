@@ -616,24 +616,32 @@ static void sip_job_done(void *ctx, const mbox_msg_t *msg)
     sip_job_free(j);
 }
 
+/* The home shard's part of a request that concerns user: fills response, returns the id of a
+ * subscription that sip_subscribe_done must follow up once the response is out, or 0. */
+static uint64_t sip_home_dispatch(shard_t *sh, const sip_msg_t *m, const sip_origin_t *o,
+                                  const char *user, buf_t *response)
+{
+    if (m->method == SIP_METHOD_REGISTER)
+        sip_register(sh, m, o, response);
+    else if (m->method == SIP_METHOD_MESSAGE)
+        sip_message(sh, m, user, response);
+    else if (m->method == SIP_METHOD_NOTIFY)
+        sip_gateway_notify(sh, m, user, response);
+    else if (m->method == SIP_METHOD_PUBLISH)
+        sip_publish(sh, m, user, response);
+    else if (m->method == SIP_METHOD_SUBSCRIBE)
+        return sip_subscribe(sh, m, user, o, response);
+    return 0;
+}
+
 static void sip_job_run(void *ctx, const mbox_msg_t *msg)
 {
     shard_t *sh = ctx;
     sip_job_t *j = msg->ptr;
     sip_msg_t *m = &sip_of(sh)->msg;
     uint64_t sub_id = 0;
-    if (sip_msg_parse(m, j->bytes, j->len, (sip_msg_transport_t)j->tp, NULL) > 0) {
-        if (m->method == SIP_METHOD_REGISTER)
-            sip_register(sh, m, &j->origin, &j->response);
-        else if (m->method == SIP_METHOD_MESSAGE)
-            sip_message(sh, m, j->user, &j->response);
-        else if (m->method == SIP_METHOD_NOTIFY)
-            sip_gateway_notify(sh, m, j->user, &j->response);
-        else if (m->method == SIP_METHOD_PUBLISH)
-            sip_publish(sh, m, j->user, &j->response);
-        else if (m->method == SIP_METHOD_SUBSCRIBE)
-            sub_id = sip_subscribe(sh, m, j->user, &j->origin, &j->response);
-    }
+    if (sip_msg_parse(m, j->bytes, j->len, (sip_msg_transport_t)j->tp, NULL) > 0)
+        sub_id = sip_home_dispatch(sh, m, &j->origin, j->user, &j->response);
     mbox_msg_t back = { .ptr = j };
     char user[600];
     snprintf(user, sizeof(user), "%s", j->user);
@@ -646,23 +654,35 @@ static void sip_job_run(void *ctx, const mbox_msg_t *msg)
         sip_subscribe_done(sh, user, sub_id);
 }
 
+/* m concerns the user aor_key: handled here when this is its home shard (m as parsed, the
+ * response sent at once), else copied to the home shard, which parses it again there. */
 static void sip_to_home(shard_t *sh, const sip_origin_t *o, const char *txn_key,
-                        const char *aor_key, const char *data, size_t len,
-                        sip_msg_transport_t tp)
+                        const char *aor_key, const sip_msg_t *m, sip_msg_transport_t tp)
 {
-    sip_job_t *j = malloc(sizeof(*j) + len);
+    route_t home = route_user(aor_key, strlen(aor_key), shard_count(sh));
+    if (home.shard == shard_id(sh)) {
+        buf_t response;
+        buf_init(&response);
+        uint64_t sub_id = sip_home_dispatch(sh, m, o, aor_key, &response);
+        if (response.len)
+            sip_respond_bytes(sh, o, txn_key, (const char *)response.data, response.len);
+        buf_fini(&response);
+        if (sub_id)
+            sip_subscribe_done(sh, aor_key, sub_id);      /* after the response */
+        return;
+    }
+    sip_job_t *j = malloc(sizeof(*j) + m->len);
     if (!j)
         PANIC("out of memory handing a SIP request over");
     j->origin = *o;
     j->txn_key = txn_key ? strdup(txn_key) : NULL;
     j->user = strdup(aor_key);
     j->tp = (uint8_t)tp;
-    j->len = len;
+    j->len = m->len;
     buf_init(&j->response);
-    memcpy(j->bytes, data, len);
-    route_t home = route_user(aor_key, strlen(aor_key), shard_count(sh));
-    mbox_msg_t m = { .ptr = j };
-    if (shard_call(sh, home.shard, sip_job_run, &m) < 0) {
+    memcpy(j->bytes, m->data, m->len);
+    mbox_msg_t mm = { .ptr = j };
+    if (shard_call(sh, home.shard, sip_job_run, &mm) < 0) {
         LOG_RATELIMITED(LOG_LEVEL_WARN, "mailbox full: a SIP request was dropped");
         sip_job_free(j);
     }
@@ -919,7 +939,7 @@ static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, si
         /* A NOTIFY is only taken inside one of the gateway's dialogs. */
         if (m->method != SIP_METHOD_NOTIFY && !sip_authorised(sh, o, key, m, aor))
             break;
-        sip_to_home(sh, o, key, aor, m->data, m->len, tp);
+        sip_to_home(sh, o, key, aor, m, tp);
         break;
     }
     case SIP_METHOD_OTHER:
