@@ -264,6 +264,14 @@ static bool time_ok(int64_t t_ms)
     return t_ms == PIDF_TIME_NONE || (t_ms >= TIME_MIN_MS && t_ms <= TIME_MAX_MS);
 }
 
+/* v in width decimal digits, zero-padded (v < 10^width). */
+static void write_digits(char *out, unsigned v, int width)
+{
+    for (int i = width - 1; i >= 0; i--, v /= 10)
+        out[i] = (char)('0' + v % 10);
+}
+
+/* Written with appends, not printf: every PUBLISH's NOTIFY body carries timestamps. */
 static void write_time(buf_t *b, const char *el, int64_t t_ms)
 {
     int64_t days = t_ms >= 0 ? t_ms / 86400000 : -((-t_ms + 86399999) / 86400000);
@@ -271,12 +279,24 @@ static void write_time(buf_t *b, const char *el, int64_t t_ms)
     int64_t y;
     int m, d;
     civil_from_days(days, &y, &m, &d);
-    int ms = (int)(rem % 1000), s = (int)(rem / 1000);
-    buf_printf(b, "<%s>%04d-%02d-%02dT%02d:%02d:%02d", el, (int)y, m, d, s / 3600,
-               s / 60 % 60, s % 60);
-    if (ms)
-        buf_printf(b, ".%03d", ms);
-    buf_printf(b, "Z</%s>", el);
+    unsigned ms = (unsigned)(rem % 1000), s = (unsigned)(rem / 1000);
+    ASSERT(y >= 0 && y <= 9999);                /* time_ok() holds it to RFC 3339's years */
+    char t[25] = "0000-00-00T00:00:00.000Z";
+    write_digits(t, (unsigned)y, 4);
+    write_digits(t + 5, (unsigned)m, 2);
+    write_digits(t + 8, (unsigned)d, 2);
+    write_digits(t + 11, s / 3600, 2);
+    write_digits(t + 14, s / 60 % 60, 2);
+    write_digits(t + 17, s % 60, 2);
+    buf_append_strs(b, "<", el, ">", NULL);
+    if (ms) {
+        write_digits(t + 20, ms, 3);
+        buf_append(b, t, 24);
+    } else {
+        buf_append(b, t, 19);
+        buf_append_str(b, "Z");
+    }
+    buf_append_strs(b, "</", el, ">", NULL);
 }
 
 /* ---- Contact priority (RFC 3863 §4.1.5, RFC 3261 §25.1 qvalue) ---------- */
@@ -309,10 +329,11 @@ static void write_qvalue(buf_t *b, uint16_t q)
         return;
     }
     char frac[4] = { (char)('0' + q / 100), (char)('0' + q / 10 % 10), (char)('0' + q % 10) };
-    int n = 3;
+    size_t n = 3;
     while (frac[n - 1] == '0')
         n--;
-    buf_printf(b, "0.%.*s", n, frac);
+    buf_append_str(b, "0.");
+    buf_append(b, frac, n);
 }
 
 /* ---- Decoding ---------------------------------------------------------- */
@@ -842,12 +863,12 @@ static bool doc_ok(const pidf_doc_t *doc)
 static void write_notes(buf_t *b, const char *el, const pidf_note_t *notes, uint8_t count)
 {
     for (unsigned i = 0; i < count; i++) {
-        buf_printf(b, "<%s", el);
+        buf_append_strs(b, "<", el, NULL);
         if (notes[i].lang.ptr)
             pidf_xml_write_attr(b, "xml:lang", notes[i].lang);
         buf_append_str(b, ">");
         pidf_xml_write_text(b, notes[i].text);
-        buf_printf(b, "</%s>", el);
+        buf_append_strs(b, "</", el, ">", NULL);
     }
 }
 
@@ -865,7 +886,7 @@ static void write_activities(buf_t *b, uint32_t acts, str_t other)
             pidf_xml_write_text(b, other.ptr ? other : (str_t){ "", 0 });
             buf_append_str(b, "</rpid:other>");
         } else {
-            buf_printf(b, "<%s:%s/>", prefix, activity_names[a]);
+            buf_append_strs(b, "<", prefix, ":", activity_names[a], "/>", NULL);
         }
     }
     buf_append_str(b, "</rpid:activities>");
@@ -915,7 +936,9 @@ static void write_person(buf_t *b, const pidf_person_t *p)
                 pidf_xml_write_text(b, p->mood_other.ptr ? p->mood_other : (str_t){ "", 0 });
                 buf_append_str(b, "</rpid:other>");
             } else {
-                buf_printf(b, "<rpid:%.*s/>", (int)p->moods[i].len, p->moods[i].ptr);
+                buf_append_str(b, "<rpid:");
+                buf_append(b, p->moods[i].ptr, p->moods[i].len);
+                buf_append_str(b, "/>");
             }
         }
         buf_append_str(b, "</rpid:mood>");

@@ -1240,7 +1240,7 @@ void pidf_xml_write_attr(buf_t *b, const char *name, str_t v)
 
 void pidf_xml_write_el(buf_t *b, const char *name, str_t text)
 {
-    buf_printf(b, "<%s>", name);
+    buf_append_strs(b, "<", name, ">", NULL);
     write_escaped(b, text, false);
-    buf_printf(b, "</%s>", name);
+    buf_append_strs(b, "</", name, ">", NULL);
 }
