@@ -54,6 +54,9 @@ typedef struct sip_pub {
 
 enum { SUB_PENDING, SUB_ACTIVE };
 
+/* A watcher's Contact URI, kept as where its NOTIFYs go: a SIP URI with parameters fits. */
+#define SIP_TARGET_MAX_BYTES 1024u
+
 typedef struct sip_sub {
     struct sip_sub *next;
     struct sip_pres *pres;
@@ -66,12 +69,17 @@ typedef struct sip_sub {
     uint32_t local_cseq, remote_cseq;
     uint64_t expires_ms;
     sip_origin_t origin;
-    char *call_id, *local_tag, *remote_tag;
-    char *remote;               /* the watcher's From, name-addr without its tag */
-    char *watcher;              /* its key for the subscription record ("w@domain") */
-    char *target;               /* the watcher's Contact URI: where NOTIFYs go */
-    char *routes;               /* "Route: ...\r\n" lines (Record-Route), or NULL */
-    char *event_id;             /* ;id= of the Event, or NULL */
+    /* The dialog's strings live in text[], set once when the subscription is made. */
+    const char *call_id, *local_tag, *remote_tag;
+    const char *remote;         /* the watcher's From, name-addr without its tag */
+    const char *watcher;        /* its key for the subscription record ("w@domain") */
+    const char *target;         /* the watcher's Contact URI: where NOTIFYs go */
+    const char *routes;         /* "Route: ...\r\n" lines (Record-Route), or NULL */
+    const char *event_id;       /* ;id= of the Event, or NULL */
+    /* What every NOTIFY repeats between its Via and its CSeq number, written once: Routes,
+     * Max-Forwards, From, To, Call-ID and "CSeq: ". */
+    str_t notify_dialog;
+    char text[];
 } sip_sub_t;
 
 typedef struct sip_pres {
@@ -116,15 +124,67 @@ static void sip_pub_free(sip_pub_t *pub)
 
 static void sip_sub_free(sip_sub_t *s)
 {
-    free(s->call_id);
-    free(s->local_tag);
-    free(s->remote_tag);
-    free(s->remote);
-    free(s->watcher);
-    free(s->target);
-    free(s->routes);
-    free(s->event_id);
     free(s);
+}
+
+/* The strings of a new subscription's dialog, before they are laid out in it. */
+typedef struct {
+    str_t local_tag, remote_tag, call_id, remote, watcher, target, routes, event_id;
+} sip_sub_text_t;
+
+/* Copies v and a NUL at *at; NULL when v is absent (ptr NULL). */
+static const char *sip_sub_put(char **at, str_t v)
+{
+    if (!v.ptr)
+        return NULL;
+    char *d = *at;
+    memcpy(d, v.ptr, v.len);
+    d[v.len] = 0;
+    *at = d + v.len + 1;
+    return d;
+}
+
+/* A subscription with its strings in one allocation (zeroed otherwise). */
+static sip_sub_t *sip_sub_new(const char *key, const sip_sub_text_t *t)
+{
+    static const char mf[] = "Max-Forwards: 70\r\nFrom: <sip:", tag[] = ">;tag=",
+                      to[] = "\r\nTo: ", rtag[] = ";tag=", cid[] = "\r\nCall-ID: ",
+                      cseq[] = "\r\nCSeq: ";
+    size_t dialog = t->routes.len + strlen(mf) + strlen(key) + strlen(tag) + t->local_tag.len +
+                    strlen(to) + t->remote.len + strlen(rtag) + t->remote_tag.len +
+                    strlen(cid) + t->call_id.len + strlen(cseq);
+    size_t strings = t->local_tag.len + t->remote_tag.len + t->call_id.len + t->remote.len +
+                     t->watcher.len + t->target.len + t->routes.len + t->event_id.len + 8;
+    sip_sub_t *s = calloc(1, sizeof(*s) + strings + dialog);
+    if (!s)
+        PANIC("out of memory adding a subscription");
+    char *at = s->text;
+    s->local_tag = sip_sub_put(&at, t->local_tag);
+    s->remote_tag = sip_sub_put(&at, t->remote_tag);
+    s->call_id = sip_sub_put(&at, t->call_id);
+    s->remote = sip_sub_put(&at, t->remote);
+    s->watcher = sip_sub_put(&at, t->watcher);
+    s->target = sip_sub_put(&at, t->target);
+    s->routes = sip_sub_put(&at, t->routes);
+    s->event_id = sip_sub_put(&at, t->event_id);
+    char *d = at;
+#define SIP_SUB_ADD(p, n) (memcpy(at, (p), (n)), at += (n))
+    SIP_SUB_ADD(t->routes.ptr, t->routes.len);
+    SIP_SUB_ADD(mf, strlen(mf));
+    SIP_SUB_ADD(key, strlen(key));
+    SIP_SUB_ADD(tag, strlen(tag));
+    SIP_SUB_ADD(t->local_tag.ptr, t->local_tag.len);
+    SIP_SUB_ADD(to, strlen(to));
+    SIP_SUB_ADD(t->remote.ptr, t->remote.len);
+    SIP_SUB_ADD(rtag, strlen(rtag));
+    SIP_SUB_ADD(t->remote_tag.ptr, t->remote_tag.len);
+    SIP_SUB_ADD(cid, strlen(cid));
+    SIP_SUB_ADD(t->call_id.ptr, t->call_id.len);
+    SIP_SUB_ADD(cseq, strlen(cseq));
+#undef SIP_SUB_ADD
+    ASSERT((size_t)(at - s->text) <= strings + dialog);
+    s->notify_dialog = (str_t){ d, (size_t)(at - d) };
+    return s;
 }
 
 /* --- the sources SIP holds --- */
@@ -501,10 +561,7 @@ static void sip_notify_pidf(shard_t *sh, sip_sub_t *s, const char *terminated_re
     char branch[SIP_BRANCH_MAX];
     buf_append_strs(b, "NOTIFY ", s->target, " SIP/2.0\r\n", NULL);
     sip_via_append(sh, b, &s->origin, branch);
-    buf_append_strs(b, s->routes ? s->routes : "",
-                    "Max-Forwards: 70\r\nFrom: <sip:", p->key, ">;tag=", s->local_tag,
-                    "\r\nTo: ", s->remote, ";tag=", s->remote_tag, "\r\nCall-ID: ", s->call_id,
-                    "\r\nCSeq: ", NULL);
+    buf_append(b, s->notify_dialog.ptr, s->notify_dialog.len);
     buf_append_uint(b, ++s->local_cseq);
     buf_append_str(b, " NOTIFY\r\nContact: <sip:");
     const char *at = strchr(p->key, '@');
@@ -694,55 +751,57 @@ uint64_t sip_subscribe(shard_t *sh, const sip_msg_t *m, const char *user, const 
             sip_pres_forget_if_idle(ss, p);
             return 0;
         }
-        char watcher[600], target[1024];
+        char watcher[600];
         const sip_hdr_t *contact = sip_msg_get(m, SIP_HDR_CONTACT);
         sip_addr_t ca;
         str_t cv;
         sip_hdr_iter_t it;
         sip_hdr_iter_init(&it, m, SIP_HDR_CONTACT);
         if (!contact || sip_hdr_iter_next(&it, &cv) <= 0 || sip_addr_parse(cv, &ca) < 0 ||
-            ca.star || ca.uri.len >= sizeof(target) ||
+            ca.star || ca.uri.len >= SIP_TARGET_MAX_BYTES ||
             sip_watcher_key(m, watcher, sizeof(watcher)) < 0 || !m->from.tag.len) {
             sip_write(m, 400, "Bad Contact or From", NULL, out);
             sip_pres_forget_if_idle(ss, p);
             return 0;
         }
-        memcpy(target, ca.uri.ptr, ca.uri.len);
-        target[ca.uri.len] = 0;
-        s = calloc(1, sizeof(*s));
-        if (!s)
-            PANIC("out of memory adding a subscription");
-        s->pres = p;
-        s->id = ++ss->next_id;
         char tag[17];
         sip_tag(tag);
-        s->local_tag = strdup(tag);
-        s->remote_tag = strndup(m->from.tag.ptr, m->from.tag.len);
-        s->call_id = strndup(m->call_id.ptr, m->call_id.len);
-        s->remote_cseq = m->cseq.seq;
-        s->first_cseq = m->cseq.seq;
-        s->watcher = strdup(watcher);
-        s->target = strdup(target);
-        s->origin = *o;
-        buf_t r;
-        buf_init(&r);
-        if (m->from.display.len)
-            buf_printf(&r, "%.*s ", (int)m->from.display.len, m->from.display.ptr);
-        buf_printf(&r, "<%.*s>", (int)m->from.uri.len, m->from.uri.ptr);
-        buf_append(&r, "", 1);
-        s->remote = strdup((const char *)r.data);
-        r.len = 0;
+        buf_t remote, routes;
+        buf_init(&remote);
+        buf_init(&routes);
+        if (m->from.display.len) {
+            buf_append(&remote, m->from.display.ptr, m->from.display.len);
+            buf_append_str(&remote, " ");
+        }
+        buf_append_str(&remote, "<");
+        buf_append(&remote, m->from.uri.ptr, m->from.uri.len);
+        buf_append_str(&remote, ">");
         sip_hdr_iter_init(&it, m, SIP_HDR_RECORD_ROUTE);
         str_t rr;
-        while (sip_hdr_iter_next(&it, &rr) > 0)
-            buf_printf(&r, "Route: %.*s\r\n", (int)rr.len, rr.ptr);
-        if (r.len) {
-            buf_append(&r, "", 1);
-            s->routes = strdup((const char *)r.data);
+        while (sip_hdr_iter_next(&it, &rr) > 0) {
+            buf_append_str(&routes, "Route: ");
+            buf_append(&routes, rr.ptr, rr.len);
+            buf_append_str(&routes, "\r\n");
         }
-        buf_fini(&r);
-        if (event.id.len)
-            s->event_id = strndup(event.id.ptr, event.id.len);
+        sip_sub_text_t t = {
+            .local_tag = str_from_cstr(tag),
+            .remote_tag = m->from.tag,
+            .call_id = m->call_id,
+            .remote = { (const char *)remote.data, remote.len },
+            .watcher = str_from_cstr(watcher),
+            .target = ca.uri,
+            .routes = routes.len ? (str_t){ (const char *)routes.data, routes.len }
+                                 : (str_t){ NULL, 0 },
+            .event_id = event.id.len ? event.id : (str_t){ NULL, 0 },
+        };
+        s = sip_sub_new(p->key, &t);
+        buf_fini(&remote);
+        buf_fini(&routes);
+        s->pres = p;
+        s->id = ++ss->next_id;
+        s->remote_cseq = m->cseq.seq;
+        s->first_cseq = m->cseq.seq;
+        s->origin = *o;
         timer_init(&s->timer, sip_sub_expired);
         s->next = p->subs;
         p->subs = s;
