@@ -117,7 +117,7 @@ static inline uint32_t pidf_xml_line(const pidf_xml_node_t *n)
 bool pidf_xml_name_is(const pidf_xml_node_t *n, const char *name);
 /* Local name is name; ns NULL means "no namespace". */
 bool pidf_xml_is(const pidf_xml_node_t *n, const char *name, const char *ns);
-/* The number of element nodes at or below n's children (n excluded). */
+/* The number of n's child elements. */
 uint32_t pidf_xml_count_children(const pidf_xml_node_t *n);
 
 /* ---- Arena: decoded strings live here ---------------------------------- */

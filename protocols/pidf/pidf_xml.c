@@ -197,8 +197,9 @@ typedef struct {
     const char *base, *p, *end;
     pidf_xml_doc_t *doc;
     uint32_t elements, elements_max, depth, depth_max;
-    const char *line_p;         /* newlines before line_p are counted in line */
+    const char *line_p;         /* line ends before line_p are counted in line */
     uint32_t line;
+    bool has_cr;
     ns_binding_t *ns;
     uint32_t ns_count, ns_cap;
     pidf_xml_err_t err;
@@ -209,13 +210,21 @@ typedef struct {
     ns_binding_t ns_inline[NS_INLINE];
 } parser_t;
 
+/* The line of p, counting on from the last one asked for. Lines end at LF, CRLF or a CR
+ * alone (§2.11); a document without CR is counted with memchr. */
 static uint32_t line_at(parser_t *ps, const char *p)
 {
     DEBUG_ASSERT(p >= ps->line_p);
     const char *q = ps->line_p;
-    while ((q = memchr(q, '\n', (size_t)(p - q))) != NULL) {
-        ps->line++;
-        q++;
+    if (ps->has_cr) {
+        for (; q < p; q++)
+            if (*q == '\n' || (*q == '\r' && (q + 1 == ps->end || q[1] != '\n')))
+                ps->line++;
+    } else {
+        while ((q = memchr(q, '\n', (size_t)(p - q))) != NULL) {
+            ps->line++;
+            q++;
+        }
     }
     ps->line_p = p;
     return ps->line;
@@ -395,11 +404,18 @@ static size_t scan_ref(parser_t *ps, char *out)
     return utf8_put(out, v);
 }
 
-/* Copies raw[0, n) into the tree, decoding references and line ends; in an attribute
- * value white space becomes a space too (§3.3.3). The bytes were scanned already: every
- * '&' starts a reference. */
-static bool decode_into(parser_t *ps, const char *raw, size_t n, bool attr, str_t *out)
+/* What decode_into does besides normalising line ends (§2.11). */
+typedef enum {
+    DECODE_TEXT,                /* references */
+    DECODE_ATTR,                /* references, and white space becomes a space (§3.3.3) */
+    DECODE_CDATA,               /* nothing: '&' is itself */
+} decode_t;
+
+/* Copies raw[0, n) into the tree, decoded. The bytes were scanned already: outside CDATA,
+ * every '&' starts a reference. */
+static bool decode_into(parser_t *ps, const char *raw, size_t n, decode_t how, str_t *out)
 {
+    bool attr = how == DECODE_ATTR;
     char *d = tree_alloc(ps->doc, n);
     if (!d)
         return nomem(ps);
@@ -407,7 +423,7 @@ static bool decode_into(parser_t *ps, const char *raw, size_t n, bool attr, str_
     const char *save = ps->p;
     for (size_t i = 0; i < n;) {
         char c = raw[i];
-        if (c == '&') {
+        if (c == '&' && how != DECODE_CDATA) {
             ps->p = raw + i;
             size_t m = scan_ref(ps, d + k);
             DEBUG_ASSERT(m > 0);
@@ -460,7 +476,7 @@ static bool scan_att_value(parser_t *ps, str_t *out)
         *out = (str_t){ from, n };
         return true;
     }
-    return decode_into(ps, from, n, true, out);
+    return decode_into(ps, from, n, DECODE_ATTR, out);
 }
 
 /* A copy with a NUL, for a namespace URI (compared with strcmp by the formats). */
@@ -713,7 +729,7 @@ static bool char_data(parser_t *ps)
         ps->p++;
     }
     str_t text = { from, (size_t)(ps->p - from) };
-    if (!plain && !decode_into(ps, from, text.len, false, &text))
+    if (!plain && !decode_into(ps, from, text.len, DECODE_TEXT, &text))
         return false;
     return add_text(ps, text);
 }
@@ -734,7 +750,7 @@ static bool cdata(parser_t *ps)
     }
     ps->p = q + 3;
     str_t text = { from, (size_t)(q - from) };
-    if (memchr(from, '\r', text.len) && !decode_into(ps, from, text.len, false, &text))
+    if (memchr(from, '\r', text.len) && !decode_into(ps, from, text.len, DECODE_CDATA, &text))
         return false;
     return add_text(ps, text);
 }
@@ -973,6 +989,7 @@ pidf_xml_doc_t *pidf_xml_parse(const char *data, size_t len, uint32_t bytes_max,
     ps->elements_max = elements_max;
     ps->depth_max = depth_max;
     ps->line = 1;
+    ps->has_cr = memchr(data, '\r', len) != NULL;
     ps->ns = ps->ns_inline;
     ps->ns_cap = NS_INLINE;
     ps->ns_inline[0] = (ns_binding_t){ STR_LIT("xml"), PIDF_XML_NS_XML };
