@@ -7,14 +7,19 @@
 # LD_PRELOAD (a diagnosis shim). Sourcing it sets an EXIT trap that stops
 # whatever server $pid names and removes $work (kept when KEEP=1).
 
-free_port() {   # a port free for both TCP and UDP on 127.0.0.1
+# A port free for both TCP and UDP on 127.0.0.1, below the kernel's ephemeral
+# range: a port the kernel hands out may later be the local port of a load
+# generator's connection, or sit in TIME_WAIT, when a server restarted for the
+# next run binds it (Kamailio then fails with "Address already in use").
+free_port() {
     python3 - <<'PY'
-import socket
+import random, socket
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
 while True:
-    t = socket.socket(); t.bind(("127.0.0.1", 0)); port = t.getsockname()[1]
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    port = random.randrange(max(1024, lo - 12000), lo)
+    t = socket.socket(); u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        u.bind(("127.0.0.1", port)); print(port); break
+        t.bind(("127.0.0.1", port)); u.bind(("127.0.0.1", port)); print(port); break
     except OSError:
         pass
     finally:
