@@ -419,6 +419,53 @@ def test_subscription_refresh_and_expiry():
         node.cleanup()
 
 
+def test_notify_carries_the_dialog():
+    """Every NOTIFY repeats what the SUBSCRIBE set up (RFC 3261 §12.1.1, RFC 6665
+    §4.4.1): the route set from Record-Route, in order, as Route; our tag in From; the
+    watcher's From, display name and tag, as To; the Call-ID; the Event's id; and a CSeq
+    that grows by one."""
+    import re
+    node = sip_node(extra="auth = off\n")
+    try:
+        add_user(node, "alice")
+        add_user(node, "bob")
+        relation(node, "alice", "bob", "from")
+        w = Watcher(node)
+        rr1 = "<sip:127.0.0.1:%d;lr;r=one>" % w.port
+        rr2 = "<sip:127.0.0.1:%d;lr;r=two>" % w.port
+        w.send("SUBSCRIBE sip:alice@localhost SIP/2.0\r\n"
+               "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKdh1;rport\r\n"
+               "Record-Route: %s\r\nRecord-Route: %s\r\n"
+               "Max-Forwards: 70\r\nFrom: \"Bob B\" <sip:bob@localhost>;tag=wt9\r\n"
+               "To: <sip:alice@localhost>\r\nCall-ID: dh-1@127.0.0.1\r\n"
+               "CSeq: 7 SUBSCRIBE\r\nContact: <sip:bob@127.0.0.1:%d>\r\n"
+               "Event: presence;id=e7\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n"
+               % (w.port, rr1, rr2, w.port))
+        ok = w.read()
+        assert status_of(ok) == 200, ok
+        tag = re.search(r"^To:.*;tag=([^;\r]+)", ok, re.M).group(1)
+        first = w.wait_notify(lambda n: "Call-ID: dh-1@127.0.0.1" in n)
+        head = first.split("\r\n\r\n")[0].split("\r\n")
+        assert head[0] == "NOTIFY sip:bob@127.0.0.1:%d SIP/2.0" % w.port, head
+        assert head[1].startswith("Via: SIP/2.0/UDP ") and ";branch=z9hG4bK" in head[1], head
+        assert [h for h in head if h.startswith("Route:")] == \
+            ["Route: " + rr1, "Route: " + rr2], head
+        assert "From: <sip:alice@localhost>;tag=" + tag in head, head
+        assert 'To: "Bob B" <sip:bob@localhost>;tag=wt9' in head, head
+        assert "Event: presence;id=e7" in head, head
+        cseq = int(re.search(r"^CSeq: (\d+) NOTIFY\r", first, re.M).group(1))
+        # A change gives the next NOTIFY in the same dialog, one CSeq on.
+        assert status_of(publish(w, "alice", 1, note="later")) == 200
+        nxt = w.wait_notify(lambda n: "later" in n)
+        assert "CSeq: %d NOTIFY\r\n" % (cseq + 1) in nxt, nxt
+        for line in ("Route: " + rr1, 'To: "Bob B" <sip:bob@localhost>;tag=wt9',
+                     "From: <sip:alice@localhost>;tag=" + tag, "Call-ID: dh-1@127.0.0.1"):
+            assert line + "\r\n" in nxt, (line, nxt)
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 def publish(w, user, cseq, etag=None, note="here"):
     """A PUBLISH from w's socket (initial, or modifying etag's publication): the response."""
     body = ('<?xml version="1.0" encoding="UTF-8"?>\r\n'
@@ -494,6 +541,7 @@ if __name__ == "__main__":
         test_presence_gateway_phone_line,
         test_presence_gateway_event_presence,
         test_subscription_refresh_and_expiry,
+        test_notify_carries_the_dialog,
         test_publish_refused_once_account_deleted,
         test_sip_over_tls,
     ])
