@@ -1041,6 +1041,55 @@ static void test_compose(void)
     CHECK_EQ(w, 1);
 }
 
+/* The encoder writes timestamps and qvalues digit by digit: each width, padding and ending. */
+static void test_encode_times_and_qvalues(void)
+{
+    static const struct {
+        int64_t t_ms;
+        uint16_t priority;
+        const char *time, *q;
+    } cases[] = {
+        { 0, 1000, "<timestamp>1970-01-01T00:00:00Z</timestamp>", "priority=\"1\"" },
+        { -62167219200000LL, 0, "<timestamp>0000-01-01T00:00:00Z</timestamp>",
+          "priority=\"0\"" },
+        { 253402300799999LL, 800, "<timestamp>9999-12-31T23:59:59.999Z</timestamp>",
+          "priority=\"0.8\"" },
+        { -30636384832992LL, 5, "<timestamp>0999-03-04T05:06:07.008Z</timestamp>",
+          "priority=\"0.005\"" },
+        { 1709251199007LL, 250, "<timestamp>2024-02-29T23:59:59.007Z</timestamp>",
+          "priority=\"0.25\"" },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        pidf_tuple_t t = { .id = STR_LIT("t"), .basic = PIDF_BASIC_OPEN,
+                           .contact = STR_LIT("sip:a@b"), .contact_priority = cases[i].priority,
+                           .timestamp_ms = cases[i].t_ms };
+        pidf_person_t p = { .id = STR_LIT("p"), .mood_count = 1, .moods = { STR_LIT("in_love") },
+                            .timestamp_ms = cases[i].t_ms };
+        pidf_doc_t doc = { .entity = STR_LIT("sip:a@example.com"), .tuples = &t,
+                           .tuple_count = 1, .persons = &p, .person_count = 1 };
+        buf_t b;
+        buf_init(&b);
+        REQUIRE(pidf_encode(&b, &doc) == 0);
+        buf_append(&b, "", 1);
+        char dm[80];
+        snprintf(dm, sizeof(dm), "<dm:%s", cases[i].time + 1);
+        snprintf(dm + strlen(dm) - strlen("</timestamp>"), 32, "</dm:timestamp>");
+        if (!strstr(b.data, cases[i].time) || !strstr(b.data, dm) || !strstr(b.data, cases[i].q))
+            fprintf(stderr, "case %zu: %s\n", i, (const char *)b.data);
+        CHECK(strstr(b.data, cases[i].time));
+        CHECK(strstr(b.data, dm));
+        CHECK(strstr(b.data, cases[i].q));
+        CHECK(strstr(b.data, "<rpid:mood><rpid:in_love/></rpid:mood>"));
+        pidf_doc_t *d = NULL;
+        REQUIRE(pidf_decode(b.data, b.len - 1, NULL, &d, NULL) == 0);
+        CHECK_EQ(d->tuples[0].timestamp_ms, cases[i].t_ms);
+        CHECK_EQ(d->persons[0].timestamp_ms, cases[i].t_ms);
+        CHECK_EQ(d->tuples[0].contact_priority, cases[i].priority);
+        pidf_doc_free(d);
+        buf_fini(&b);
+    }
+}
+
 static void test_encode_presence(void)
 {
     pidf_source_t src[3] = {
@@ -1181,6 +1230,7 @@ int main(void)
     T_RUN(test_timestamps);
     T_RUN(test_qvalues);
     T_RUN(test_encode_doc);
+    T_RUN(test_encode_times_and_qvalues);
     T_RUN(test_state_mapping);
     T_RUN(test_xmpp_show);
     T_RUN(test_compose);
