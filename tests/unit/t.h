@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/common.h"
+
 static int t_failures;
 
 #define CHECK(cond)                                                         \
@@ -49,6 +51,23 @@ static int t_failures;
             exit(1);                                                        \
         }                                                                   \
     } while (0)
+
+/* s as a C string for a check or a message, "(absent)" when its ptr is NULL. A ring of
+ * eight buffers, so that several fit in one CHECK; a string longer than a buffer stops the
+ * test rather than being compared cut. */
+#define T_STR_MAX_BYTES 8192
+static inline const char *t_str(str_t s)
+{
+    static char bufs[8][T_STR_MAX_BYTES];
+    static unsigned next;
+    if (!s.ptr)
+        return "(absent)";
+    REQUIRE(s.len < T_STR_MAX_BYTES);
+    char *b = bufs[next++ % 8];
+    memcpy(b, s.ptr, s.len);
+    b[s.len] = '\0';
+    return b;
+}
 
 #define T_RUN(fn)                                                           \
     do {                                                                    \

@@ -15,18 +15,6 @@
 
 static const http_limits_t limits = { .head_max_bytes = 8192, .body_max_bytes = 1 << 20 };
 
-/* NUL-terminated copy of a slice, for CHECK_STR; a few rotating buffers. */
-static const char *S(str_t s)
-{
-    static char bufs[8][4096];
-    static unsigned next;
-    char *b = bufs[next++ % 8];
-    REQUIRE(s.len < sizeof(bufs[0]));
-    memcpy(b, s.ptr, s.len);
-    b[s.len] = '\0';
-    return b;
-}
-
 /* Feeds all of in at once; expects exactly one request using every byte. */
 static void parse_one(http_req_parser_t *p, const char *in, http_request_t *req)
 {
@@ -65,17 +53,17 @@ static void test_simple_get(void)
     parse_one(&p, "GET /metrics?x=1&y=%41 HTTP/1.1\r\nHost: localhost:9100\r\n"
                   "User-Agent:  curl/8.0 \t\r\nAccept: */*\r\n\r\n", &req);
     CHECK_EQ(req.method, HTTP_GET);
-    CHECK_STR(S(req.method_name), "GET");
-    CHECK_STR(S(req.target), "/metrics?x=1&y=%41");
-    CHECK_STR(S(req.path), "/metrics");
-    CHECK_STR(S(req.query), "x=1&y=%41");
+    CHECK_STR(t_str(req.method_name), "GET");
+    CHECK_STR(t_str(req.target), "/metrics?x=1&y=%41");
+    CHECK_STR(t_str(req.path), "/metrics");
+    CHECK_STR(t_str(req.query), "x=1&y=%41");
     CHECK_EQ(req.version_major, 1);
     CHECK_EQ(req.version_minor, 1);
     CHECK_EQ(req.header_count, 3);
-    CHECK_STR(S(req.headers[0].name), "Host");
-    CHECK_STR(S(req.headers[0].value), "localhost:9100");
-    CHECK_STR(S(req.headers[1].value), "curl/8.0");      /* OWS trimmed both sides */
-    CHECK_STR(S(req.headers[2].name), "Accept");
+    CHECK_STR(t_str(req.headers[0].name), "Host");
+    CHECK_STR(t_str(req.headers[0].value), "localhost:9100");
+    CHECK_STR(t_str(req.headers[1].value), "curl/8.0");      /* OWS trimmed both sides */
+    CHECK_STR(t_str(req.headers[2].name), "Accept");
     CHECK_EQ(req.body.len, 0);
     CHECK(req.keep_alive);
     CHECK(!http_req_idle(&p));                          /* the request is held */
@@ -106,9 +94,9 @@ static void test_targets(void)
         snprintf(in, sizeof(in), "%s\r\nHost: h\r\n\r\n", cases[i].line);
         http_req_parser_init(&p, &limits);
         parse_one(&p, in, &req);
-        CHECK_STR(S(req.target), cases[i].target);
-        CHECK_STR(S(req.path), cases[i].path);
-        CHECK_STR(S(req.query), cases[i].query);
+        CHECK_STR(t_str(req.target), cases[i].target);
+        CHECK_STR(t_str(req.path), cases[i].path);
+        CHECK_STR(t_str(req.query), cases[i].query);
         http_req_parser_fini(&p);
     }
 }
@@ -125,20 +113,20 @@ static void test_pipelined(void)
     ssize_t n = http_req_feed(&p, both, strlen(both), &req, &ready);
     CHECK_EQ(n, (ssize_t)strlen(first));                /* stops right after the first */
     REQUIRE(ready);
-    CHECK_STR(S(req.path), "/a");
+    CHECK_STR(t_str(req.path), "/a");
     http_req_release(&p);
     CHECK(http_req_idle(&p));
 
     ssize_t m = http_req_feed(&p, both + n, strlen(both) - (size_t)n, &req, &ready);
     CHECK_EQ(m, (ssize_t)(strlen(both) - (size_t)n));
     REQUIRE(ready);
-    CHECK_STR(S(req.path), "/b");
+    CHECK_STR(t_str(req.path), "/b");
 
     /* A feed while a request is held releases it first (its slices die). */
     n = http_req_feed(&p, first, strlen(first), &req, &ready);
     CHECK_EQ(n, (ssize_t)strlen(first));
     CHECK(ready);
-    CHECK_STR(S(req.path), "/a");
+    CHECK_STR(t_str(req.path), "/a");
     http_req_parser_fini(&p);
     CHECK(http_req_idle(&p));
 }
@@ -151,7 +139,7 @@ static void test_post_content_length(void)
     parse_one(&p, "POST /soap HTTP/1.1\r\nHost: h\r\nContent-Type: text/xml\r\n"
                   "Content-Length: 11\r\n\r\n<a>hi</a>\r\n", &req);
     CHECK_EQ(req.method, HTTP_POST);
-    CHECK_STR(S(req.body), "<a>hi</a>\r\n");
+    CHECK_STR(t_str(req.body), "<a>hi</a>\r\n");
     http_req_parser_fini(&p);
 
     /* Bodies with NUL bytes and partial arrival. */
@@ -169,7 +157,7 @@ static void test_post_content_length(void)
     CHECK(memcmp(req.body.ptr, "a\0b\0c", 5) == 0);
     const str_t *cl = http_header_get(&req, "content-length");
     REQUIRE(cl != NULL);
-    CHECK_STR(S(*cl), "5");
+    CHECK_STR(t_str(*cl), "5");
     http_req_parser_fini(&p);
 }
 
@@ -181,7 +169,7 @@ static void test_chunked(void)
     parse_one(&p, "POST /r HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "5;ext=1\r\nhello\r\n1\r\n \r\nA\r\n0123456789\r\n0\r\n"
                   "X-Trailer: dropped\r\n\r\n", &req);
-    CHECK_STR(S(req.body), "hello 0123456789");
+    CHECK_STR(t_str(req.body), "hello 0123456789");
     CHECK_EQ(req.header_count, 2);                      /* the trailer is not a header */
     CHECK(http_header_get(&req, "X-Trailer") == NULL);
     http_req_parser_fini(&p);
@@ -245,10 +233,10 @@ static void test_header_folding_and_values(void)
     CHECK_EQ(req.header_count, 5);
     const str_t *v = http_header_get(&req, "X-LONG");
     REQUIRE(v != NULL);
-    CHECK_STR(S(*v), "one two three");                  /* each obs-fold is one SP */
-    CHECK_STR(S(req.headers[2].value), "");
-    CHECK_STR(S(req.headers[3].value), "");
-    CHECK_STR(S(req.headers[4].value), "second");
+    CHECK_STR(t_str(*v), "one two three");                  /* each obs-fold is one SP */
+    CHECK_STR(t_str(req.headers[2].value), "");
+    CHECK_STR(t_str(req.headers[3].value), "");
+    CHECK_STR(t_str(req.headers[4].value), "second");
     CHECK(http_header_get(&req, "X-Missing") == NULL);
     CHECK(http_header_get(&req, "X-Lon") == NULL);
     http_req_parser_fini(&p);
@@ -323,7 +311,7 @@ static void test_header_count_limit(void)
         if (count == HTTP_HEADERS_MAX) {
             parse_one(&p, in, &req);
             CHECK_EQ(req.header_count, HTTP_HEADERS_MAX);
-            CHECK_STR(S(req.headers[HTTP_HEADERS_MAX - 1].name), "X-31");
+            CHECK_STR(t_str(req.headers[HTTP_HEADERS_MAX - 1].name), "X-31");
         } else {
             bool ready;
             CHECK_EQ(feed_str(&p, in, &ready), -E2BIG);
@@ -778,14 +766,14 @@ static void test_stash(void)
 
     CHECK_EQ(http_req_feed(&p, NULL, 0, &req, &ready), 0);
     REQUIRE(ready);
-    CHECK_STR(S(req.path), "/b");
+    CHECK_STR(t_str(req.path), "/b");
     CHECK_EQ(http_req_feed(&p, NULL, 0, &req, &ready), 0);        /* releases /b */
     CHECK(!ready);
     CHECK(!http_req_idle(&p));                          /* "GET /c HTT" is partial */
     CHECK_EQ(http_req_feed(&p, rest + 4, strlen(rest) - 4, &req, &ready),
              (ssize_t)strlen(rest) - 4);
     REQUIRE(ready);
-    CHECK_STR(S(req.path), "/c");
+    CHECK_STR(t_str(req.path), "/c");
     http_req_release(&p);
     CHECK(http_req_idle(&p));
 
@@ -824,7 +812,7 @@ static void test_large_body_grows(void)
     REQUIRE(ready);
     CHECK_EQ(req.body.len, body);
     CHECK(memcmp(req.body.ptr, in + off, body) == 0);
-    CHECK_STR(S(req.headers[0].value), "h");
+    CHECK_STR(t_str(req.headers[0].value), "h");
     http_req_parser_fini(&p);
 }
 

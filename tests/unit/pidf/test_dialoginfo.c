@@ -13,19 +13,6 @@
 #include "protocols/pidf/pidf.h"
 #include "tests/unit/t.h"
 
-static const char *S(str_t s)
-{
-    static char bufs[8][2048];
-    static unsigned next;
-    if (!s.ptr)
-        return "(absent)";
-    char *b = bufs[next++ % 8];
-    size_t n = s.len < sizeof(bufs[0]) - 1 ? s.len : sizeof(bufs[0]) - 1;
-    memcpy(b, s.ptr, n);
-    b[n] = '\0';
-    return b;
-}
-
 static dialoginfo_doc_t *roundtrip_check(dialoginfo_doc_t *d)
 {
     buf_t b1, b2;
@@ -109,12 +96,12 @@ static void test_rfc4235_examples(void)
                             "</dialog-info>\n");
     CHECK_EQ(d->version, 0);
     CHECK_EQ(d->state, DIALOGINFO_DOC_FULL);
-    CHECK_STR(S(d->entity), "sip:alice@example.com");
+    CHECK_STR(t_str(d->entity), "sip:alice@example.com");
     REQUIRE(d->dialog_count == 1);
     const dialoginfo_dialog_t *dl = &d->dialogs[0];
-    CHECK_STR(S(dl->id), "as7d900as8");
-    CHECK_STR(S(dl->call_id), "a84b4c76e66710");
-    CHECK_STR(S(dl->local_tag), "1928301774");
+    CHECK_STR(t_str(dl->id), "as7d900as8");
+    CHECK_STR(t_str(dl->call_id), "a84b4c76e66710");
+    CHECK_STR(t_str(dl->local_tag), "1928301774");
     CHECK(dl->remote_tag.ptr == NULL);
     CHECK_EQ(dl->direction, DIALOGINFO_DIR_INITIATOR);
     CHECK_EQ(dl->state, DIALOGINFO_TRYING);
@@ -151,14 +138,14 @@ static void test_rfc4235_examples(void)
           "</dialog-info>\n");
     dl = &d->dialogs[0];
     CHECK_EQ(dl->state, DIALOGINFO_CONFIRMED);
-    CHECK_STR(S(dl->remote_tag), "456887766");
+    CHECK_STR(t_str(dl->remote_tag), "456887766");
     CHECK_EQ(dl->duration_s, 274);
-    CHECK_STR(S(dl->local.uri), "sip:alice@example.com");
-    CHECK_STR(S(dl->local.display_name), "Alice");
-    CHECK_STR(S(dl->local.target), "sip:alice@pc33.example.com");
-    CHECK_STR(S(dl->remote.uri), "sip:bob@example.org");
-    CHECK_STR(S(dl->remote.display_name), "Bob");
-    CHECK_STR(S(dl->remote.target), "sip:bobster@phone21.example.org");
+    CHECK_STR(t_str(dl->local.uri), "sip:alice@example.com");
+    CHECK_STR(t_str(dl->local.display_name), "Alice");
+    CHECK_STR(t_str(dl->local.target), "sip:alice@pc33.example.com");
+    CHECK_STR(t_str(dl->remote.uri), "sip:bob@example.org");
+    CHECK_STR(t_str(dl->remote.display_name), "Bob");
+    CHECK_STR(t_str(dl->remote.target), "sip:bobster@phone21.example.org");
     CHECK_EQ(d->ignored, 2);
     CHECK_EQ(dialoginfo_line_state(d), DIALOGINFO_LINE_BUSY);
     dialoginfo_doc_free(d);
@@ -206,7 +193,7 @@ static void test_asterisk(void)
         "<dialog-info xmlns=\"urn:ietf:params:xml:ns:dialog-info\" version=\"5\" "
         "state=\"full\" entity=\"sip:1000@pbx\"><dialog id=\"1000\" direction=\"recipient\">"
         "<state>early</state></dialog></dialog-info>\n");
-    CHECK_STR(S(d->entity), "sip:1000@pbx");
+    CHECK_STR(t_str(d->entity), "sip:1000@pbx");
     CHECK_EQ(d->dialogs[0].direction, DIALOGINFO_DIR_RECIPIENT);
     CHECK(d->dialogs[0].call_id.ptr == NULL);
     CHECK_EQ(dialoginfo_line_state(d), DIALOGINFO_LINE_RINGING);
@@ -223,9 +210,9 @@ static void test_asterisk(void)
           "<local>\n<identity>sip:1000@pbx</identity>\n<target uri=\"sip:1000@pbx\"/>\n"
           "</local>\n<state>early</state>\n</dialog>\n</dialog-info>\n");
     const dialoginfo_dialog_t *dl = &d->dialogs[0];
-    CHECK_STR(S(dl->local_tag), "");
-    CHECK_STR(S(dl->remote.display_name), "Carol & Co");
-    CHECK_STR(S(dl->remote.target), "sip:**1000@pbx");
+    CHECK_STR(t_str(dl->local_tag), "");
+    CHECK_STR(t_str(dl->remote.display_name), "Carol & Co");
+    CHECK_STR(t_str(dl->remote.target), "sip:**1000@pbx");
     CHECK(dl->local.display_name.ptr == NULL);
     CHECK_EQ(dl->state, DIALOGINFO_EARLY);
     dialoginfo_doc_free(d);
@@ -238,7 +225,7 @@ static void test_asterisk(void)
           "    <param pname=\"+sip.rendering\" pval=\"no\" />\n   </target>\n  </local>\n"
           " </dialog>\n</dialog-info>\n");
     CHECK_EQ(d->dialogs[0].direction, DIALOGINFO_DIR_NONE);
-    CHECK_STR(S(d->dialogs[0].local.target), "sip:1000@pbx");
+    CHECK_STR(t_str(d->dialogs[0].local.target), "sip:1000@pbx");
     CHECK(d->dialogs[0].local.uri.ptr == NULL);
     CHECK_EQ(d->ignored, 1);
     CHECK_EQ(dialoginfo_line_state(d), DIALOGINFO_LINE_BUSY);
@@ -285,10 +272,10 @@ static void test_cucm(void)
     CHECK_EQ(d->version, 12);
     CHECK_EQ(d->state, DIALOGINFO_DOC_PARTIAL);
     const dialoginfo_dialog_t *dl = &d->dialogs[0];
-    CHECK_STR(S(dl->call_id), "8c1d4e00-1f3a-20d1@10.1.1.10");
-    CHECK_STR(S(dl->local_tag), "97843561~e0c1");
-    CHECK_STR(S(dl->local.display_name), "J\xC3\xBCrgen M\xC3\xBCller");
-    CHECK_STR(S(dl->remote.uri), "sip:2000@cucm.example.com");
+    CHECK_STR(t_str(dl->call_id), "8c1d4e00-1f3a-20d1@10.1.1.10");
+    CHECK_STR(t_str(dl->local_tag), "97843561~e0c1");
+    CHECK_STR(t_str(dl->local.display_name), "J\xC3\xBCrgen M\xC3\xBCller");
+    CHECK_STR(t_str(dl->remote.uri), "sip:2000@cucm.example.com");
     CHECK_EQ(d->ignored, 2);
     CHECK_EQ(dialoginfo_line_state(d), DIALOGINFO_LINE_BUSY);
     dialoginfo_doc_free(d);
@@ -311,7 +298,7 @@ static void test_freeswitch_kamailio_yealink(void)
         "</dialog>\n</dialog-info>\n");
     CHECK_EQ(d->dialogs[0].direction, DIALOGINFO_DIR_INITIATOR);
     CHECK_EQ(dialoginfo_line_state(d), DIALOGINFO_LINE_BUSY);
-    CHECK_STR(S(d->dialogs[0].remote.display_name), "07766088671");
+    CHECK_STR(t_str(d->dialogs[0].remote.display_name), "07766088671");
     dialoginfo_doc_free(d);
 
     /* Kamailio's presence_dialoginfo: attributes of its own on the root and the dialog, the
@@ -328,7 +315,7 @@ static void test_freeswitch_kamailio_yealink(void)
           "<target uri=\"sip:bob@192.0.2.7:5060;transport=udp\"/></local>\n"
           "  </dialog>\n</dialog-info>\n");
     CHECK_EQ(dialoginfo_line_state(d), DIALOGINFO_LINE_RINGING);
-    CHECK_STR(S(d->dialogs[0].local.target), "sip:bob@192.0.2.7:5060;transport=udp");
+    CHECK_STR(t_str(d->dialogs[0].local.target), "sip:bob@192.0.2.7:5060;transport=udp");
     CHECK_EQ(d->ignored, 0);
     dialoginfo_doc_free(d);
 
@@ -434,7 +421,7 @@ static void test_merge_call_flow(void)
     CHECK_EQ(apply(&held, DOC(1, "partial") ">" DLG("c1", "early", "recipient") END),
              DIALOGINFO_MERGE_APPLIED);
     CHECK_EQ(held->version, 1);
-    CHECK_STR(S(held->entity), "sip:1000@pbx");
+    CHECK_STR(t_str(held->entity), "sip:1000@pbx");
     CHECK_EQ(dialoginfo_line_state(held), DIALOGINFO_LINE_RINGING);
 
     CHECK_EQ(apply(&held, DOC(2, "partial") ">" DLG("c1", "confirmed", "recipient") END),
@@ -446,8 +433,8 @@ static void test_merge_call_flow(void)
     CHECK_EQ(apply(&held, DOC(3, "partial") ">" DLG("c2", "early", "recipient") END),
              DIALOGINFO_MERGE_APPLIED);
     REQUIRE(held->dialog_count == 2);
-    CHECK_STR(S(held->dialogs[0].id), "c1");
-    CHECK_STR(S(held->dialogs[1].id), "c2");
+    CHECK_STR(t_str(held->dialogs[0].id), "c1");
+    CHECK_STR(t_str(held->dialogs[1].id), "c2");
     CHECK_EQ(dialoginfo_line_state(held), DIALOGINFO_LINE_BUSY);
 
     /* Repeats and older documents change nothing. */
@@ -462,7 +449,7 @@ static void test_merge_call_flow(void)
                               "</state></dialog>" END),
              DIALOGINFO_MERGE_APPLIED);
     REQUIRE(held->dialog_count == 1);
-    CHECK_STR(S(held->dialogs[0].id), "c1");
+    CHECK_STR(t_str(held->dialogs[0].id), "c1");
 
     CHECK_EQ(apply(&held, DOC(5, "partial") ">"
                               "<dialog id='c1'><state event='remote-bye'>terminated</state>"
@@ -470,7 +457,7 @@ static void test_merge_call_flow(void)
              DIALOGINFO_MERGE_APPLIED);
     CHECK_EQ(held->dialog_count, 0);
     CHECK_EQ(dialoginfo_line_state(held), DIALOGINFO_LINE_IDLE);
-    CHECK_STR(S(held->entity), "sip:1000@pbx");
+    CHECK_STR(t_str(held->entity), "sip:1000@pbx");
     dialoginfo_doc_free(held);
 }
 
@@ -496,8 +483,8 @@ static void test_merge_versions(void)
                               DLG("d", "terminated", "initiator") END),
              DIALOGINFO_MERGE_APPLIED);
     REQUIRE(held->dialog_count == 1);
-    CHECK_STR(S(held->dialogs[0].id), "c");
-    CHECK_STR(S(held->entity), "sip:x@y");
+    CHECK_STR(t_str(held->dialogs[0].id), "c");
+    CHECK_STR(t_str(held->entity), "sip:x@y");
     CHECK_EQ(dialoginfo_line_state(held), DIALOGINFO_LINE_RINGING);
 
     /* A dialog that changes keeps its place; an unknown one terminated is no change. */
@@ -507,9 +494,9 @@ static void test_merge_versions(void)
                               DLG("c", "confirmed", "recipient") END),
              DIALOGINFO_MERGE_APPLIED);
     REQUIRE(held->dialog_count == 2);
-    CHECK_STR(S(held->dialogs[0].id), "c");
+    CHECK_STR(t_str(held->dialogs[0].id), "c");
     CHECK_EQ(held->dialogs[0].state, DIALOGINFO_CONFIRMED);
-    CHECK_STR(S(held->dialogs[1].id), "e");
+    CHECK_STR(t_str(held->dialogs[1].id), "e");
 
     /* Nothing is newer than the largest version. */
     CHECK_EQ(apply(&held, DOC(18446744073709551615, "full") "/>"), DIALOGINFO_MERGE_APPLIED);
@@ -555,8 +542,8 @@ static void test_merge_bounds(void)
                               DLG("d5", "terminated", "recipient") END),
              DIALOGINFO_MERGE_APPLIED);
     CHECK_EQ(held->dialog_count, DIALOGINFO_DIALOGS_MAX);
-    CHECK_STR(S(held->dialogs[DIALOGINFO_DIALOGS_MAX - 1].id), "new");
-    CHECK_STR(S(held->dialogs[5].id), "d6");
+    CHECK_STR(t_str(held->dialogs[DIALOGINFO_DIALOGS_MAX - 1].id), "new");
+    CHECK_STR(t_str(held->dialogs[5].id), "d6");
     dialoginfo_doc_free(held);
 }
 
@@ -587,17 +574,17 @@ static void test_lenient_and_ignored(void)
     CHECK(d->entity.ptr == NULL);
     REQUIRE(d->dialog_count == 3);
     const dialoginfo_dialog_t *dl = &d->dialogs[0];
-    CHECK_STR(S(dl->id), "d1");
-    CHECK_STR(S(dl->call_id), "c@h");
+    CHECK_STR(t_str(dl->id), "d1");
+    CHECK_STR(t_str(dl->call_id), "c@h");
     CHECK_EQ(dl->direction, DIALOGINFO_DIR_NONE);
     CHECK_EQ(dl->state, DIALOGINFO_CONFIRMED);
     CHECK_EQ(dl->event, DIALOGINFO_EVENT_NONE);
     CHECK_EQ(dl->code, 0);
     CHECK_EQ(dl->duration_s, DIALOGINFO_DURATION_NONE);
-    CHECK_STR(S(dl->local.uri), "sip:a@b");
-    CHECK_STR(S(dl->local.display_name), "Ann <1>");
-    CHECK_STR(S(dl->local.target), "sip:t@b");
-    CHECK_STR(S(dl->remote.uri), "sip:c&d@e");
+    CHECK_STR(t_str(dl->local.uri), "sip:a@b");
+    CHECK_STR(t_str(dl->local.display_name), "Ann <1>");
+    CHECK_STR(t_str(dl->local.target), "sip:t@b");
+    CHECK_STR(t_str(dl->remote.uri), "sip:c&d@e");
     CHECK(dl->remote.display_name.ptr == NULL && dl->remote.target.ptr == NULL);
     CHECK_EQ(d->dialogs[1].code, 0);
     CHECK_EQ(d->dialogs[1].duration_s, DIALOGINFO_DURATION_NONE);
@@ -805,8 +792,8 @@ static void test_encode(void)
     REQUIRE(dialoginfo_decode(b.data, b.len - 1, NULL, &d, NULL) == 0);
     CHECK_EQ(d->version, 9);
     CHECK_EQ(d->dialogs[0].event, DIALOGINFO_EVENT_LOCAL_BYE);
-    CHECK_STR(S(d->dialogs[0].local.display_name), "Me \"the\" <boss> & co\t\xEF\xBF\xBD");
-    CHECK_STR(S(d->dialogs[0].local.target), "sip:me@192.0.2.1;transport=tcp&x=\"y\"");
+    CHECK_STR(t_str(d->dialogs[0].local.display_name), "Me \"the\" <boss> & co\t\xEF\xBF\xBD");
+    CHECK_STR(t_str(d->dialogs[0].local.target), "sip:me@192.0.2.1;transport=tcp&x=\"y\"");
     CHECK(d->dialogs[0].remote.uri.ptr == NULL);
     CHECK_EQ(d->dialogs[1].direction, DIALOGINFO_DIR_NONE);
     CHECK_EQ(dialoginfo_line_state(d), DIALOGINFO_LINE_RINGING);

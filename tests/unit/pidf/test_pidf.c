@@ -15,20 +15,6 @@
 
 /* ---- Helpers ----------------------------------------------------------- */
 
-/* A str_t as a C string (a ring of buffers, so several fit in one CHECK). */
-static const char *S(str_t s)
-{
-    static char bufs[8][4096];
-    static unsigned next;
-    if (!s.ptr)
-        return "(absent)";
-    char *b = bufs[next++ % 8];
-    size_t n = s.len < sizeof(bufs[0]) - 1 ? s.len : sizeof(bufs[0]) - 1;
-    memcpy(b, s.ptr, n);
-    b[n] = '\0';
-    return b;
-}
-
 /* Decodes, and also checks the round trip every decoded document must survive:
  * encode, decode, equal; encoding that again gives the same bytes. */
 static pidf_doc_t *roundtrip_check(pidf_doc_t *d)
@@ -127,11 +113,11 @@ static void test_rfc3863_examples(void)
                       "    <impp:contact priority=\"0.8\">tel:+09012345678</impp:contact>\n"
                       "  </impp:tuple>\n"
                       "</impp:presence>\n");
-    CHECK_STR(S(d->entity), "pres:someone@example.com");
+    CHECK_STR(t_str(d->entity), "pres:someone@example.com");
     REQUIRE(d->tuple_count == 1);
-    CHECK_STR(S(d->tuples[0].id), "sg89ae");
+    CHECK_STR(t_str(d->tuples[0].id), "sg89ae");
     CHECK_EQ(d->tuples[0].basic, PIDF_BASIC_OPEN);
-    CHECK_STR(S(d->tuples[0].contact), "tel:+09012345678");
+    CHECK_STR(t_str(d->tuples[0].contact), "tel:+09012345678");
     CHECK_EQ(d->tuples[0].contact_priority, 800);
     CHECK_EQ(d->tuples[0].timestamp_ms, PIDF_TIME_NONE);
     CHECK_EQ(d->person_count, 0);
@@ -167,20 +153,20 @@ static void test_rfc3863_examples(void)
           "</presence>\n");
     REQUIRE(d->tuple_count == 2);
     const pidf_tuple_t *t = &d->tuples[0];
-    CHECK_STR(S(t->contact), "im:someone@mobilecarrier.net");
+    CHECK_STR(t_str(t->contact), "im:someone@mobilecarrier.net");
     REQUIRE(t->note_count == 2);
-    CHECK_STR(S(t->notes[0].text), "Don't Disturb Me!");
-    CHECK_STR(S(t->notes[0].lang), "en");
-    CHECK_STR(S(t->notes[1].text), "Ne derangez pas, s'il vous plait");
-    CHECK_STR(S(t->notes[1].lang), "fr");
+    CHECK_STR(t_str(t->notes[0].text), "Don't Disturb Me!");
+    CHECK_STR(t_str(t->notes[0].lang), "en");
+    CHECK_STR(t_str(t->notes[1].text), "Ne derangez pas, s'il vous plait");
+    CHECK_STR(t_str(t->notes[1].lang), "fr");
     CHECK_EQ(t->timestamp_ms, 1004201369000LL);
     CHECK_EQ(d->tuples[1].contact_priority, 1000);
     CHECK(d->tuples[1].notes[0].lang.ptr == NULL);
     REQUIRE(d->note_count == 1);
-    CHECK_STR(S(d->notes[0].text), "I'll be in Tokyo next week");
+    CHECK_STR(t_str(d->notes[0].text), "I'll be in Tokyo next week");
     CHECK(d->notes[0].lang.ptr == NULL);
     CHECK_EQ(d->ignored, 2);                    /* im:im and myex:location */
-    CHECK_STR(S(pidf_doc_note(d)), "Don't Disturb Me!");
+    CHECK_STR(t_str(pidf_doc_note(d)), "Don't Disturb Me!");
     pidf_doc_free(d);
 }
 
@@ -247,31 +233,31 @@ static void test_rfc4480_example(void)
         "  </dm:person>\n"
         "</presence>\n");
     REQUIRE(d->tuple_count == 3 && d->person_count == 1 && d->device_count == 1);
-    CHECK_STR(S(d->tuples[0].device_id), "urn:device:0003ba4811e3");
-    CHECK_STR(S(d->tuples[2].device_id), "urn:x-mac:0003ba4811e3");
+    CHECK_STR(t_str(d->tuples[0].device_id), "urn:device:0003ba4811e3");
+    CHECK_STR(t_str(d->tuples[2].device_id), "urn:x-mac:0003ba4811e3");
     CHECK(d->tuples[1].device_id.ptr == NULL);
 
     const pidf_person_t *p = &d->persons[0];
-    CHECK_STR(S(p->id), "p1");
+    CHECK_STR(t_str(p->id), "p1");
     CHECK_EQ(p->activities, ACT(AWAY));
     REQUIRE(p->mood_count == 2);
-    CHECK_STR(S(p->moods[0]), "angry");
-    CHECK_STR(S(p->moods[1]), "other");
-    CHECK_STR(S(p->mood_other), "brooding");
+    CHECK_STR(t_str(p->moods[0]), "angry");
+    CHECK_STR(t_str(p->moods[1]), "other");
+    CHECK_STR(t_str(p->mood_other), "brooding");
     REQUIRE(p->note_count == 1);
-    CHECK_STR(S(p->notes[0].text), "Scoring 120");
+    CHECK_STR(t_str(p->notes[0].text), "Scoring 120");
     CHECK_EQ(p->timestamp_ms, 1117451384000LL);     /* 16:09:44+05:00 is 11:09:44Z */
 
     const pidf_device_t *v = &d->devices[0];
-    CHECK_STR(S(v->id), "pc147");
-    CHECK_STR(S(v->device_id), "urn:device:0003ba4811e3");
-    CHECK_STR(S(v->notes[0].text), "PC");
+    CHECK_STR(t_str(v->id), "pc147");
+    CHECK_STR(t_str(v->device_id), "urn:device:0003ba4811e3");
+    CHECK_STR(t_str(v->notes[0].text), "PC");
     CHECK_EQ(v->timestamp_ms, PIDF_TIME_NONE);
 
     /* 6 service elements, user-input, rpid:note, 7 person elements. */
     CHECK_EQ(d->ignored, 6 + 1 + 1 + 7);
     CHECK_EQ(pidf_doc_state(d), PIDF_STATE_AWAY);
-    CHECK_STR(S(pidf_doc_note(d)), "Scoring 120");
+    CHECK_STR(t_str(pidf_doc_note(d)), "Scoring 120");
     pidf_doc_free(d);
 }
 
@@ -296,7 +282,7 @@ static void test_polycom(void)
     CHECK_EQ(d->persons[0].activities, ACT(BUSY));
     CHECK_EQ(d->ignored, 1);
     CHECK_EQ(pidf_doc_state(d), PIDF_STATE_BUSY);
-    CHECK_STR(S(pidf_doc_note(d)), "Busy");
+    CHECK_STR(t_str(pidf_doc_note(d)), "Busy");
     pidf_doc_free(d);
 }
 
@@ -371,16 +357,16 @@ static void test_cisco_web_service(void)
         "  <status> <basic> open </basic> </status> </tuple>"
         "</presence>");
     REQUIRE(d->tuple_count == 2 && d->person_count == 1);
-    CHECK_STR(S(d->persons[0].id), "jdoe");
+    CHECK_STR(t_str(d->persons[0].id), "jdoe");
     CHECK_EQ(d->persons[0].activities, 0);
     const pidf_tuple_t *t = &d->tuples[0];
-    CHECK_STR(S(t->id), "cisco-upc");
+    CHECK_STR(t_str(t->id), "cisco-upc");
     CHECK_EQ(t->basic, PIDF_BASIC_OPEN);
-    CHECK_STR(S(t->contact), "sip:jdoe@example.com");
+    CHECK_STR(t_str(t->contact), "sip:jdoe@example.com");
     CHECK_EQ(t->contact_priority, 600);
     REQUIRE(t->note_count == 1);
-    CHECK_STR(S(t->notes[0].text), "");
-    CHECK_STR(S(t->notes[0].lang), "en");
+    CHECK_STR(t_str(t->notes[0].text), "");
+    CHECK_STR(t_str(t->notes[0].lang), "en");
     /* user-input, available, phone-status, im-status; display-name; servcaps, user-input */
     CHECK_EQ(d->ignored, 4 + 1 + 2);
     CHECK_EQ(pidf_doc_state(d), PIDF_STATE_AVAILABLE);
@@ -415,7 +401,7 @@ static void test_linphone_jitsi_bria(void)
         "</presence>\n");
     CHECK_EQ(d->tuples[0].contact_priority, PIDF_PRIORITY_NONE);
     CHECK_EQ(pidf_doc_state(d), PIDF_STATE_AWAY);
-    CHECK_STR(S(pidf_doc_note(d)), "Back in 5 minutes");
+    CHECK_STR(t_str(pidf_doc_note(d)), "Back in 5 minutes");
     pidf_doc_free(d);
 
     /* Jitsi: on the phone, a status icon, a note in the tuple. */
@@ -429,7 +415,7 @@ static void test_linphone_jitsi_bria(void)
           "<contact>sip:carol@example.net</contact><note>On the phone</note></tuple>"
           "</presence>");
     CHECK_EQ(pidf_doc_state(d), PIDF_STATE_ON_THE_PHONE);
-    CHECK_STR(S(pidf_doc_note(d)), "On the phone");
+    CHECK_STR(t_str(pidf_doc_note(d)), "On the phone");
     pidf_doc_free(d);
 
     /* Bria, single quotes, "Do not disturb" with closed basic. */
@@ -485,11 +471,11 @@ static void test_lenient_details(void)
                            "<timestamp>yesterday</timestamp><note>\n  hi  \n</note></tuple>"
                            "<tuple id='geo'><status><gp:geopriv xmlns:gp='urn:ietf:params:xml:ns:"
                            "pidf:geopriv10'/></status></tuple>" TAIL);
-    CHECK_STR(S(d->tuples[0].id), "a");
+    CHECK_STR(t_str(d->tuples[0].id), "a");
     CHECK_EQ(d->tuples[0].basic, PIDF_BASIC_OPEN);
     CHECK_EQ(d->tuples[0].contact_priority, PIDF_PRIORITY_NONE);
     CHECK_EQ(d->tuples[0].timestamp_ms, PIDF_TIME_NONE);
-    CHECK_STR(S(d->tuples[0].notes[0].text), "hi");
+    CHECK_STR(t_str(d->tuples[0].notes[0].text), "hi");
     CHECK_EQ(d->tuples[1].basic, PIDF_BASIC_NONE);
     CHECK_EQ(pidf_doc_state(d), PIDF_STATE_AVAILABLE);
     pidf_doc_free(d);
@@ -531,13 +517,13 @@ static void test_lenient_details(void)
     d = D(xml);
     const pidf_tuple_t *t = &d->tuples[0];
     CHECK_EQ(t->basic, PIDF_BASIC_CLOSED);
-    CHECK_STR(S(t->contact), "a");
-    CHECK_STR(S(t->device_id), "d1");
+    CHECK_STR(t_str(t->contact), "a");
+    CHECK_STR(t_str(t->device_id), "d1");
     CHECK_EQ(t->timestamp_ms, 1577836800000LL);
     CHECK_EQ(t->note_count, PIDF_NOTES_MAX);
     CHECK_EQ(d->person_count, PIDF_PERSONS_MAX);
     CHECK_EQ(d->persons[0].mood_count, PIDF_MOODS_MAX);
-    CHECK_STR(S(d->persons[0].moods[3]), "cold");
+    CHECK_STR(t_str(d->persons[0].moods[3]), "cold");
     CHECK_EQ(d->device_count, PIDF_DEVICES_MAX);
     /* basic, status, contact, deviceID, timestamp, note; person 9; device 17; and per kept
      * person a duplicate and a fifth mood. */
@@ -562,7 +548,7 @@ static void test_notes_cut(void)
 
     /* Escapes and references decode to the characters; CDATA counts as text. */
     d = D(HEAD "<note>a &amp; b &lt;c&gt; &#x263A; <![CDATA[<raw>]]> &#13;.&#13;</note>" TAIL);
-    CHECK_STR(S(d->notes[0].text), "a & b <c> \xE2\x98\xBA <raw> \r.");
+    CHECK_STR(t_str(d->notes[0].text), "a & b <c> \xE2\x98\xBA <raw> \r.");
     pidf_doc_free(d);
 }
 
@@ -588,7 +574,7 @@ static void test_reject_xml(void)
     pidf_doc_t *d = D("<?xml version='1.0' encoding='ISO-8859-1'?>"
                       "<presence xmlns='urn:ietf:params:xml:ns:pidf' entity='sip:a@b'>"
                       "<note>caf\xC3\xA9</note></presence>");
-    CHECK_STR(S(d->notes[0].text), "caf\xC3\xA9");
+    CHECK_STR(t_str(d->notes[0].text), "caf\xC3\xA9");
     pidf_doc_free(d);
 }
 
@@ -825,14 +811,14 @@ static void test_encode_doc(void)
     pidf_doc_t *d = NULL;
     REQUIRE(pidf_decode(b.data, b.len - 1, NULL, &d, NULL) == 0);
     roundtrip_check(d);
-    CHECK_STR(S(d->tuples[0].id), "t\"1'");
-    CHECK_STR(S(d->tuples[0].notes[0].text), "Out <to> lunch & back\r\nsoon");
-    CHECK_STR(S(d->tuples[0].activity_other), "gardening");
+    CHECK_STR(t_str(d->tuples[0].id), "t\"1'");
+    CHECK_STR(t_str(d->tuples[0].notes[0].text), "Out <to> lunch & back\r\nsoon");
+    CHECK_STR(t_str(d->tuples[0].activity_other), "gardening");
     CHECK_EQ(d->tuples[0].activities, t[0].activities);
     CHECK_EQ(d->tuples[1].basic, PIDF_BASIC_NONE);
     CHECK(d->persons[0].id.ptr == NULL);
-    CHECK_STR(S(d->persons[0].mood_other), "meh");
-    CHECK_STR(S(d->devices[0].id), "");
+    CHECK_STR(t_str(d->persons[0].mood_other), "meh");
+    CHECK_STR(t_str(d->devices[0].id), "");
     CHECK_EQ(d->persons[0].timestamp_ms, -1);
     pidf_doc_free(d);
 
@@ -1108,15 +1094,15 @@ static void test_encode_presence(void)
     REQUIRE(pidf_decode(b.data, b.len, NULL, &d, NULL) == 0);
     roundtrip_check(d);
     REQUIRE(d->tuple_count == 3 && d->person_count == 1);
-    CHECK_STR(S(d->tuples[0].id), "tdesk_2fphone_5f1");
+    CHECK_STR(t_str(d->tuples[0].id), "tdesk_2fphone_5f1");
     CHECK_EQ(d->tuples[0].basic, PIDF_BASIC_OPEN);
-    CHECK_STR(S(d->tuples[0].notes[0].text), "Lunch");
-    CHECK_STR(S(d->tuples[0].contact), "xmpp:alice@example.com/desk");
+    CHECK_STR(t_str(d->tuples[0].notes[0].text), "Lunch");
+    CHECK_STR(t_str(d->tuples[0].contact), "xmpp:alice@example.com/desk");
     CHECK_EQ(d->tuples[0].timestamp_ms, 1004201369000LL);
-    CHECK_STR(S(d->tuples[1].id), "tline");
+    CHECK_STR(t_str(d->tuples[1].id), "tline");
     CHECK_EQ(d->tuples[2].basic, PIDF_BASIC_CLOSED);
     CHECK_EQ(d->persons[0].activities, ACT(ON_THE_PHONE));
-    CHECK_STR(S(d->persons[0].notes[0].text), "On a call");
+    CHECK_STR(t_str(d->persons[0].notes[0].text), "On a call");
     CHECK_EQ(d->persons[0].timestamp_ms, 1004201370000LL);
     CHECK_EQ(pidf_doc_state(d), PIDF_STATE_ON_THE_PHONE);
     pidf_doc_free(d);
@@ -1126,9 +1112,9 @@ static void test_encode_presence(void)
     REQUIRE(pidf_encode_presence(&b, STR_LIT("sip:alice@example.com"), src, 3, true) == 0);
     REQUIRE(pidf_decode(b.data, b.len, NULL, &d, NULL) == 0);
     REQUIRE(d->tuple_count == 1);
-    CHECK_STR(S(d->tuples[0].id), "composed");
+    CHECK_STR(t_str(d->tuples[0].id), "composed");
     CHECK_EQ(d->tuples[0].basic, PIDF_BASIC_OPEN);
-    CHECK_STR(S(d->tuples[0].notes[0].text), "On a call");
+    CHECK_STR(t_str(d->tuples[0].notes[0].text), "On a call");
     CHECK_EQ(pidf_doc_state(d), PIDF_STATE_ON_THE_PHONE);
     pidf_doc_free(d);
 
@@ -1136,7 +1122,7 @@ static void test_encode_presence(void)
     buf_fini(&b);
     REQUIRE(pidf_encode_presence(&b, STR_LIT("sip:alice@example.com"), NULL, 0, false) == 0);
     REQUIRE(pidf_decode(b.data, b.len, NULL, &d, NULL) == 0);
-    CHECK_STR(S(d->tuples[0].id), "offline");
+    CHECK_STR(t_str(d->tuples[0].id), "offline");
     CHECK_EQ(pidf_doc_state(d), PIDF_STATE_UNAVAILABLE);
     pidf_doc_free(d);
     buf_fini(&b);
@@ -1161,7 +1147,7 @@ static void test_encode_presence(void)
     REQUIRE(pidf_decode(b.data, b.len, NULL, &d, NULL) == 0);
     CHECK_EQ(d->tuples[0].id.len, 17);
     CHECK_EQ(d->tuples[0].id.ptr[0], 'h');
-    CHECK_STR(S(d->tuples[1].id), "t_5f");
+    CHECK_STR(t_str(d->tuples[1].id), "t_5f");
     pidf_doc_free(d);
 
     buf_fini(&b);

@@ -25,20 +25,6 @@
 #define ELEMENTS_MAX PIDF_ELEMENTS_DEFAULT
 #define DEPTH_MAX PIDF_DEPTH_DEFAULT
 
-/* A str_t as a C string (a ring of buffers, so several fit in one CHECK). */
-static const char *S(str_t s)
-{
-    static char bufs[8][4096];
-    static unsigned next;
-    if (!s.ptr)
-        return "(absent)";
-    char *b = bufs[next++ % 8];
-    size_t n = s.len < sizeof(bufs[0]) - 1 ? s.len : sizeof(bufs[0]) - 1;
-    memcpy(b, s.ptr, n);
-    b[n] = '\0';
-    return b;
-}
-
 static const char *err_name(pidf_xml_err_t e)
 {
     static const char *const names[] = {
@@ -138,7 +124,7 @@ static const char *TEXT(pidf_arena_t *a, const pidf_xml_node_t *n)
     str_t s = { NULL, 0 };
     CHECK(pidf_xml_text(a, n, &s));
     CHECK(s.ptr != NULL);
-    return S(s);
+    return t_str(s);
 }
 
 static const char *ATTR(pidf_arena_t *a, const pidf_xml_node_t *n, const char *name,
@@ -146,7 +132,7 @@ static const char *ATTR(pidf_arena_t *a, const pidf_xml_node_t *n, const char *n
 {
     str_t s = { "x", 1 };
     CHECK(pidf_xml_attr(a, n, name, ns, &s));
-    return S(s);
+    return t_str(s);
 }
 
 static unsigned attr_count(const pidf_xml_node_t *n)
@@ -178,7 +164,7 @@ static void test_tree_shape(void)
     const pidf_xml_node_t *root = pidf_xml_root(d);
     CHECK(root->parent == NULL);
     CHECK(root->next == NULL);
-    CHECK_STR(S(pidf_xml_name(root)), "presence");
+    CHECK_STR(t_str(pidf_xml_name(root)), "presence");
     CHECK_STR(pidf_xml_ns(root), NS_PIDF);
     CHECK_EQ(pidf_xml_line(root), 2);
     CHECK(pidf_xml_is(root, "presence", NS_PIDF));
@@ -188,9 +174,9 @@ static void test_tree_shape(void)
     CHECK(!pidf_xml_name_is(root, "presenc"));
     /* Namespace declarations are not attributes. */
     CHECK_EQ(attr_count(root), 1);
-    CHECK_STR(S(root->attrs->name), "entity");
+    CHECK_STR(t_str(root->attrs->name), "entity");
     CHECK(root->attrs->ns == NULL);
-    CHECK_STR(S(root->attrs->value), "sip:alice@example.com");
+    CHECK_STR(t_str(root->attrs->value), "sip:alice@example.com");
 
     const pidf_xml_node_t *tuple = pidf_xml_first(root);
     REQUIRE(tuple);
@@ -213,16 +199,16 @@ static void test_tree_shape(void)
     /* An unprefixed attribute has no namespace, not its element's; xml: is always bound. */
     REQUIRE(attr_count(person) == 3);
     const pidf_xml_attr_t *a = person->attrs;
-    CHECK_STR(S(a->name), "id");
+    CHECK_STR(t_str(a->name), "id");
     CHECK(a->ns == NULL);
     a = a->next;
-    CHECK_STR(S(a->name), "lang");
+    CHECK_STR(t_str(a->name), "lang");
     CHECK_STR(a->ns, PIDF_XML_NS_XML);
-    CHECK_STR(S(a->value), "en");
+    CHECK_STR(t_str(a->value), "en");
     a = a->next;
-    CHECK_STR(S(a->name), "id");
+    CHECK_STR(t_str(a->name), "id");
     CHECK_STR(a->ns, NS_DM);
-    CHECK_STR(S(a->value), "q");
+    CHECK_STR(t_str(a->value), "q");
 
     const pidf_xml_node_t *x = pidf_xml_next(person);
     REQUIRE(x && pidf_xml_is(x, "x", "urn:other"));
@@ -318,7 +304,8 @@ static void test_text_decoding(void)
         { "<r>a&lt;b&gt;c&amp;d&apos;e&quot;f</r>", "a<b>c&d'e\"f" },
         { "<r>&#65;&#x42;&#x000043;&#0000068;&#xe9;&#233;</r>", "ABCD\xC3\xA9\xC3\xA9" },
         { "<r>&#x20AC;&#8364;</r>", "\xE2\x82\xAC\xE2\x82\xAC" },
-        { "<r>&#x1F600;&#128512;&#x10FFFF;</r>", "\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF4\x8F\xBF\xBF" },
+        { "<r>&#x1F600;&#128512;&#x10FFFF;</r>",
+          "\xF0\x9F\x98\x80\xF0\x9F\x98\x80\xF4\x8F\xBF\xBF" },
         { "<r>&#xFFFD;&#xE000;&#xD7FF;&#x10000;</r>",
           "\xEF\xBF\xBD\xEE\x80\x80\xED\x9F\xBF\xF0\x90\x80\x80" },
         /* Line ends: CRLF and a lone CR become LF (§2.11); references to them are kept. */

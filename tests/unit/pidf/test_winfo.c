@@ -12,19 +12,6 @@
 #include "protocols/pidf/winfo.h"
 #include "tests/unit/t.h"
 
-static const char *S(str_t s)
-{
-    static char bufs[8][2048];
-    static unsigned next;
-    if (!s.ptr)
-        return "(absent)";
-    char *b = bufs[next++ % 8];
-    size_t n = s.len < sizeof(bufs[0]) - 1 ? s.len : sizeof(bufs[0]) - 1;
-    memcpy(b, s.ptr, n);
-    b[n] = '\0';
-    return b;
-}
-
 static winfo_doc_t *roundtrip_check(winfo_doc_t *d)
 {
     buf_t b1, b2;
@@ -114,22 +101,22 @@ static void test_rfc3858_example(void)
     CHECK_EQ(d->state, WINFO_STATE_FULL);
     REQUIRE(d->list_count == 1);
     const winfo_list_t *l = &d->lists[0];
-    CHECK_STR(S(l->resource), "sip:professor@example.net");
-    CHECK_STR(S(l->package), "presence");
+    CHECK_STR(t_str(l->resource), "sip:professor@example.net");
+    CHECK_STR(t_str(l->package), "presence");
     REQUIRE(l->watcher_count == 2);
     const winfo_watcher_t *w = &l->watchers[0];
-    CHECK_STR(S(w->id), "8ajksjda7s");
+    CHECK_STR(t_str(w->id), "8ajksjda7s");
     CHECK_EQ(w->status, WINFO_STATUS_ACTIVE);
     CHECK_EQ(w->event, WINFO_EVENT_APPROVED);
     CHECK_EQ(w->duration_subscribed_s, 509);
     CHECK_EQ(w->expiration_s, WINFO_SECONDS_NONE);
-    CHECK_STR(S(w->uri), "sip:userA@example.net");
+    CHECK_STR(t_str(w->uri), "sip:userA@example.net");
     CHECK(w->display_name.ptr == NULL);
     w = &l->watchers[1];
     CHECK_EQ(w->status, WINFO_STATUS_PENDING);
     CHECK_EQ(w->event, WINFO_EVENT_SUBSCRIBE);
-    CHECK_STR(S(w->display_name), "Mr. Subscriber");
-    CHECK_STR(S(w->uri), "sip:userB@example.org");
+    CHECK_STR(t_str(w->display_name), "Mr. Subscriber");
+    CHECK_STR(t_str(w->uri), "sip:userB@example.org");
     CHECK_EQ(d->ignored, 0);
     winfo_doc_free(d);
 }
@@ -206,13 +193,13 @@ static void test_lenient_and_ignored(void)
     CHECK_EQ(d->version, 18446744073709551614ULL);
     CHECK_EQ(d->list_count, 2);
     const winfo_watcher_t *w = &d->lists[0].watchers[0];
-    CHECK_STR(S(w->display_name), "J\xC3\xBCrgen & Co");
-    CHECK_STR(S(w->lang), "de");
-    CHECK_STR(S(w->uri), "sip:j@example.de");
+    CHECK_STR(t_str(w->display_name), "J\xC3\xBCrgen & Co");
+    CHECK_STR(t_str(w->lang), "de");
+    CHECK_STR(t_str(w->uri), "sip:j@example.de");
     CHECK_EQ(w->expiration_s, WINFO_SECONDS_NONE);
     CHECK_EQ(w->duration_subscribed_s, WINFO_SECONDS_NONE);
     CHECK_EQ(d->lists[1].watcher_count, 0);
-    CHECK_STR(S(d->lists[1].package), "presence.winfo");
+    CHECK_STR(t_str(d->lists[1].package), "presence.winfo");
     CHECK_EQ(d->ignored, 3);
     winfo_doc_free(d);
 
@@ -222,7 +209,7 @@ static void test_lenient_and_ignored(void)
 
     /* An empty watcher URI is kept (the schema's anyURI allows it). */
     d = D(ROOT LIST "<watcher id='e' status='active' event='approved'/>" END);
-    CHECK_STR(S(d->lists[0].watchers[0].uri), "");
+    CHECK_STR(t_str(d->lists[0].watchers[0].uri), "");
     winfo_doc_free(d);
 }
 
@@ -344,7 +331,7 @@ static void test_encode(void)
     CHECK_EQ(d->lists[0].watchers[1].status, WINFO_STATUS_TERMINATED);
     CHECK_EQ(d->lists[0].watchers[1].event, WINFO_EVENT_REJECTED);
     CHECK(d->lists[0].watchers[1].display_name.ptr == NULL);
-    CHECK_STR(S(d->lists[0].watchers[0].display_name),
+    CHECK_STR(t_str(d->lists[0].watchers[0].display_name),
               "A \"the\" <boss> & co\t\xEF\xBF\xBD");
     winfo_doc_free(d);
 

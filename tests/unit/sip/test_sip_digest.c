@@ -28,18 +28,6 @@ static const sip_digest_conf_t conf_all = {
 
 static char scratch[SIP_DIGEST_VALUE_MAX_BYTES];
 
-/* NUL-terminated copy of a slice, for CHECK_STR; a few rotating buffers. */
-static const char *S(str_t s)
-{
-    static char bufs[4][SIP_DIGEST_VALUE_MAX_BYTES + 1];
-    static unsigned next;
-    char *b = bufs[next++ % 4];
-    REQUIRE(s.len < sizeof(bufs[0]));
-    memcpy(b, s.ptr, s.len);
-    b[s.len] = '\0';
-    return b;
-}
-
 static int parse_creds(const char *value, sip_digest_creds_t *c)
 {
     return sip_digest_creds_parse(str_from_cstr(value), c, scratch, sizeof(scratch));
@@ -84,12 +72,12 @@ static void test_rfc2617_example(void)
     size_t n = 0;
 
     REQUIRE(parse_creds(rfc2617_authorization, &c) == 1);
-    CHECK_STR(S(c.username), "Mufasa");
-    CHECK_STR(S(c.realm), "testrealm@host.com");
-    CHECK_STR(S(c.nonce), "dcd98b7102dd2f0e8b11d0f600bfb0c093");
-    CHECK_STR(S(c.uri), "/dir/index.html");
-    CHECK_STR(S(c.cnonce), "0a4f113b");
-    CHECK_STR(S(c.opaque), "5ccc069c403ebaf9f0171e9517f40e41");
+    CHECK_STR(t_str(c.username), "Mufasa");
+    CHECK_STR(t_str(c.realm), "testrealm@host.com");
+    CHECK_STR(t_str(c.nonce), "dcd98b7102dd2f0e8b11d0f600bfb0c093");
+    CHECK_STR(t_str(c.uri), "/dir/index.html");
+    CHECK_STR(t_str(c.cnonce), "0a4f113b");
+    CHECK_STR(t_str(c.opaque), "5ccc069c403ebaf9f0171e9517f40e41");
     CHECK_EQ(c.alg, SIP_DIGEST_MD5);            /* absent: MD5 */
     CHECK_EQ(c.algorithm.len, 0);
     CHECK_EQ(c.qop, SIP_DIGEST_QOP_AUTH);
@@ -102,11 +90,11 @@ static void test_rfc2617_example(void)
     n = ha1_of(SIP_DIGEST_MD5, "Mufasa", "testrealm@host.com", "Circle Of Life", ha1);
     sip_digest_response_hex(&c, STR_LIT("GET"), STR_LIT(""), ha1, n, hex);
     CHECK_STR(hex, "6629fae49393a05397450978507c4ef1");
-    CHECK_STR(S(c.response), hex);
+    CHECK_STR(t_str(c.response), hex);
 
     /* The client, given the example's challenge and cnonce, sends the example's response. */
     REQUIRE(parse_challenge(rfc2617_challenge, &ch) == 1);
-    CHECK_STR(S(ch.realm), "testrealm@host.com");
+    CHECK_STR(t_str(ch.realm), "testrealm@host.com");
     CHECK(ch.has_qop && ch.qop_auth && ch.qop_auth_int && !ch.stale);
     CHECK_EQ(ch.alg, SIP_DIGEST_MD5);
     CHECK(sip_digest_challenge_usable(&ch));
@@ -151,16 +139,16 @@ static void rfc7616_one(sip_digest_alg_t alg, const char *challenge, const char 
 
     REQUIRE(parse_creds(authorization, &c) == 1);
     CHECK_EQ(c.alg, alg);
-    CHECK_STR(S(c.cnonce), rfc7616_cnonce);
-    CHECK_STR(S(c.nonce), rfc7616_nonce);
+    CHECK_STR(t_str(c.cnonce), rfc7616_cnonce);
+    CHECK_STR(t_str(c.nonce), rfc7616_nonce);
     sip_digest_response_hex(&c, STR_LIT("GET"), STR_LIT(""), ha1, n, hex);
     CHECK_STR(hex, response);
-    CHECK_STR(S(c.response), response);
+    CHECK_STR(t_str(c.response), response);
 
     REQUIRE(parse_challenge(challenge, &ch) == 1);
     CHECK_EQ(ch.alg, alg);
     CHECK(ch.qop_auth && ch.qop_auth_int);
-    CHECK_STR(S(ch.opaque), "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS");
+    CHECK_STR(t_str(ch.opaque), "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS");
     sip_digest_client_req_t req = {
         .username = STR_LIT("Mufasa"), .password = STR_LIT("Circle of Life"),
         .method = STR_LIT("GET"), .uri = STR_LIT("/dir/index.html"),
@@ -169,7 +157,7 @@ static void rfc7616_one(sip_digest_alg_t alg, const char *challenge, const char 
     REQUIRE(sip_digest_respond(&ch, &req, out, sizeof(out), &n) == 0);
     sip_digest_creds_t mine;
     REQUIRE(parse_creds(out, &mine) == 1);
-    CHECK_STR(S(mine.response), response);
+    CHECK_STR(t_str(mine.response), response);
 
     /* The same from the stored HA1 instead of the password. */
     req.password = (str_t){ 0 };
@@ -308,7 +296,7 @@ static void test_challenge_output(void)
     /* What we write, our client reads back. */
     sip_digest_challenge_t ch;
     REQUIRE(parse_challenge(out, &ch) == 1);
-    CHECK_STR(S(ch.realm), "ex\"am\\ple");
+    CHECK_STR(t_str(ch.realm), "ex\"am\\ple");
     CHECK(ch.stale && ch.qop_auth && ch.qop_auth_int);
     CHECK_EQ(ch.alg, SIP_DIGEST_MD5_SESS);
 
@@ -642,7 +630,7 @@ static void test_verify_refusals(void)
              SIP_DIGEST_MALFORMED);
     exchange(&conf, SIP_DIGEST_MD5, "secret", "secret", NOW, NOW, false, &x);
     CHECK_EQ(x.result, SIP_DIGEST_OK);
-    CHECK_STR(S(x.creds.opaque), "o-1");
+    CHECK_STR(t_str(x.creds.opaque), "o-1");
 
     CHECK_STR(sip_digest_result_name(SIP_DIGEST_WRONG_REALM), "wrong-realm");
     CHECK_STR(sip_digest_result_name(SIP_DIGEST_OK), "ok");
@@ -760,7 +748,7 @@ static void test_register_message(void)
         REQUIRE(parse_challenge(chal, &ch) == 1);
         REQUIRE(sip_digest_respond(&ch, &req, auth, sizeof(auth), &n) == 0);
         REQUIRE(parse_creds(auth, &c) == 1);
-        CHECK_STR(S(c.response), v[i].want);
+        CHECK_STR(t_str(c.response), v[i].want);
         hl = ha1_of(v[i].alg, "alice", "example.com", "secret", ha1);
         CHECK_EQ(sip_digest_verify(&conf_all, &r, &c, ha1, hl, sip_digest_alg_base(v[i].alg)),
                  SIP_DIGEST_OK);
@@ -779,8 +767,9 @@ static void test_register_message(void)
     REQUIRE(sip_digest_respond(&ch, &pub, auth, sizeof(auth), &n) == 0);
     REQUIRE(parse_creds(auth, &c) == 1);
     CHECK_EQ(c.nc, 2);
-    CHECK_STR(S(c.qop_name), "auth-int");
-    CHECK_STR(S(c.response), "0806bda8cc34115e9076863cdfc6d35817bb42c162c28ea75ed1679e9733c6ad");
+    CHECK_STR(t_str(c.qop_name), "auth-int");
+    CHECK_STR(t_str(c.response),
+              "0806bda8cc34115e9076863cdfc6d35817bb42c162c28ea75ed1679e9733c6ad");
 }
 
 /* ---- Parsing ------------------------------------------------------------------------ */
@@ -801,29 +790,29 @@ static void test_parse_variants(void)
              "Response=\"0123456789ABCDEF0123456789abcdef\", Algorithm=\"md5-SESS\","
              " QOP=\"Auth\", NC=0000000A, CNonce=c1, future-param=\"x, y\", other=tok ");
     REQUIRE(parse_creds(v, &c) == 1);
-    CHECK_STR(S(c.username), "alice");
-    CHECK_STR(S(c.cnonce), "c1");
+    CHECK_STR(t_str(c.username), "alice");
+    CHECK_STR(t_str(c.cnonce), "c1");
     CHECK_EQ(c.alg, SIP_DIGEST_MD5_SESS);
-    CHECK_STR(S(c.algorithm), "md5-SESS");
+    CHECK_STR(t_str(c.algorithm), "md5-SESS");
     CHECK_EQ(c.qop, SIP_DIGEST_QOP_AUTH);
-    CHECK_STR(S(c.qop_name), "Auth");
+    CHECK_STR(t_str(c.qop_name), "Auth");
     CHECK_EQ(c.nc, 10);
-    CHECK_STR(S(c.nc_text), "0000000A");
+    CHECK_STR(t_str(c.nc_text), "0000000A");
 
     /* Quoted-pairs and folds are resolved into the scratch buffer. */
     snprintf(v, sizeof(v),
              "Digest username=\"al\\\"i\\\\ce\", realm=\"exa\r\n mple\", nonce=\"n\", "
              "uri=\"sip:x\", response=\"0123456789abcdef0123456789abcdef\"");
     REQUIRE(parse_creds(v, &c) == 1);
-    CHECK_STR(S(c.username), "al\"i\\ce");
-    CHECK_STR(S(c.realm), "exa mple");
+    CHECK_STR(t_str(c.username), "al\"i\\ce");
+    CHECK_STR(t_str(c.realm), "exa mple");
     CHECK(c.username.ptr >= scratch && c.username.ptr < scratch + sizeof(scratch));
     CHECK(c.nonce.ptr > v && c.nonce.ptr < v + sizeof(v));
     /* Scratch holds just the resolved strings: 7 + 8 bytes here. */
     char small[16];
     CHECK_EQ(sip_digest_creds_parse(str_from_cstr(v), &c, small, 14), -ENOSPC);
     CHECK_EQ(sip_digest_creds_parse(str_from_cstr(v), &c, small, 15), 1);
-    CHECK_STR(S(c.realm), "exa mple");
+    CHECK_STR(t_str(c.realm), "exa mple");
 
     /* SHA-256 needs 64 hex digits. */
     snprintf(v, sizeof(v), "Digest %s, algorithm=SHA-256", good_prefix);
@@ -971,7 +960,7 @@ static void test_challenge_parse(void)
                             "algorithm=sha-256", &ch) == 1);
     CHECK(ch.has_qop && ch.qop_auth && ch.qop_auth_int && ch.stale);
     CHECK_EQ(ch.alg, SIP_DIGEST_SHA256);
-    CHECK_STR(S(ch.domain), "sip:example.com");
+    CHECK_STR(t_str(ch.domain), "sip:example.com");
     CHECK(sip_digest_challenge_usable(&ch));
 
     REQUIRE(parse_challenge("Digest realm=\"r\", nonce=\"abc\", qop=\"auth-conf\", "

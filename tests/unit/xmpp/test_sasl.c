@@ -19,18 +19,6 @@ static const sasl_scram_conf_t conf = {
     .fake_iterations = SASL_ITERATIONS_DEFAULT,
 };
 
-/* NUL-terminated copy of a slice, for CHECK_STR; a few rotating buffers. */
-static const char *S(str_t s)
-{
-    static char bufs[4][2048];
-    static unsigned next;
-    char *b = bufs[next++ % 4];
-    REQUIRE(s.len < sizeof(bufs[0]));
-    memcpy(b, s.ptr, s.len);
-    b[s.len] = '\0';
-    return b;
-}
-
 static size_t b64dec(const char *in, uint8_t *out, size_t cap)
 {
     size_t n = 0;
@@ -72,7 +60,7 @@ static void rfc_example(sasl_hash_t h, const char *salt_b64, const char *c1, con
     CHECK_EQ(n, strlen(c1));
 
     CHECK_EQ(server_start(&ex, h, c1), 0);
-    CHECK_STR(S(sasl_scram_server_username(&ex)), "user");
+    CHECK_STR(t_str(sasl_scram_server_username(&ex)), "user");
     CHECK_EQ(sasl_scram_server_authzid(&ex).len, 0);
     sasl_scram_server_set_nonce(&ex, snonce, strlen(snonce));
     CHECK_EQ(sasl_scram_server_first(&ex, &creds, STR_LIT("user@example.com"), out, sizeof(out),
@@ -414,10 +402,10 @@ static void test_good_first(void)
     /* 'y' accepted (no -PLUS advertised), escapes decoded, extensions ignored. */
     CHECK_EQ(server_start(&ex, SASL_HASH_SHA256,
                           "y,a=ad=3Dmin=2C@x,n=jul=2Ciet=3D,r=a!~+.,x=ext,Y=\xc3\xa4"), 0);
-    CHECK_STR(S(sasl_scram_server_username(&ex)), "jul,iet=");
-    CHECK_STR(S(sasl_scram_server_authzid(&ex)), "ad=min,@x");
+    CHECK_STR(t_str(sasl_scram_server_username(&ex)), "jul,iet=");
+    CHECK_STR(t_str(sasl_scram_server_authzid(&ex)), "ad=min,@x");
     CHECK_EQ(server_start(&ex, SASL_HASH_SHA1, "n,,n=\xe2\x82\xac=3D,r=x"), 0);
-    CHECK_STR(S(sasl_scram_server_username(&ex)), "\xe2\x82\xac=");
+    CHECK_STR(t_str(sasl_scram_server_username(&ex)), "\xe2\x82\xac=");
 
     /* The caller's buffer too small: temporary failure, sticky. */
     char out[16];
@@ -514,11 +502,11 @@ static void test_plain(void)
     str_t z, c, p;
     CHECK_EQ(sasl_plain_parse("\0juliet\0pencil", 14, &z, &c, &p), 0);
     CHECK_EQ(z.len, 0);
-    CHECK_STR(S(c), "juliet");
-    CHECK_STR(S(p), "pencil");
+    CHECK_STR(t_str(c), "juliet");
+    CHECK_STR(t_str(p), "pencil");
     CHECK_EQ(sasl_plain_parse("admin@x\0juliet\0p\xc3\xa4ss word", 25, &z, &c, &p), 0);
-    CHECK_STR(S(z), "admin@x");
-    CHECK_STR(S(p), "p\xc3\xa4ss word");
+    CHECK_STR(t_str(z), "admin@x");
+    CHECK_STR(t_str(p), "p\xc3\xa4ss word");
 
     static const struct {
         const char *msg;
