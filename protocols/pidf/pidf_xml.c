@@ -194,7 +194,7 @@ typedef struct {
 #define NS_INLINE 32u
 
 typedef struct {
-    const char *base, *p, *end;
+    const char *p, *end;
     pidf_xml_doc_t *doc;
     uint32_t elements, elements_max, depth, depth_max;
     const char *line_p;         /* line ends before line_p are counted in line */
@@ -827,10 +827,11 @@ static bool decl_attr(parser_t *ps, const char *name, str_t *value)
     return true;
 }
 
+/* Every byte of s from `from` on is in set (the input holds no NUL: check_bytes). */
 static bool all_of(str_t s, size_t from, const char *set)
 {
     for (size_t i = from; i < s.len; i++)
-        if (!strchr(set, s.ptr[i]) || s.ptr[i] == '\0')
+        if (!strchr(set, s.ptr[i]))
             return false;
     return true;
 }
@@ -982,7 +983,7 @@ pidf_xml_doc_t *pidf_xml_parse(const char *data, size_t len, uint32_t bytes_max,
         return NULL;
     }
     *doc = (pidf_xml_doc_t){ .cur = doc->first, .cap = cap };
-    ps->base = ps->p = ps->line_p = data;
+    ps->p = ps->line_p = data;
     ps->end = data + len;
     ps->doc = doc;
     ps->elements = ps->depth = 0;
