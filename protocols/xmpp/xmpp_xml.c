@@ -1065,7 +1065,7 @@ static int ctxt_create(xmpp_xml_t *p)
      * attributes (off by default). The encoding declaration is ignored, so
      * that libxml2 never switches to a converter whose failures depend on how
      * much input it has: on_start_document refuses anything but UTF-8, and
-     * prolog_check what would be detected from the first bytes. */
+     * encoding_check what would be detected from the first bytes. */
     xmlCtxtUseOptions(c, XML_PARSE_NONET | XML_PARSE_IGNORE_ENC);
     p->ctxt = c;
     p->priming = chunk != NULL;
@@ -1161,28 +1161,123 @@ bool xmpp_xml_idle(const xmpp_xml_t *p)
 /* ---- Feeding ----------------------------------------------------------- */
 
 /*
- * The first four bytes of a document, checked before libxml2 sees them: it
- * picks UTF-16, UCS-4 or EBCDIC from them (XML 1.0 Appendix F) and converts,
- * and whether the garbage that follows then fails in the converter or at our
- * encoding check depends on the cuts. UTF-8 only (RFC 6120 §11.6): a NUL or a
- * UTF-16 byte order mark is unsupported-encoding; a document starts with '<',
- * a UTF-8 byte order mark or whitespace, anything else is not-well-formed.
+ * Each of the first four bytes of a document, checked before libxml2 sees
+ * it: it picks UTF-16, UCS-4 or EBCDIC from them (XML 1.0 Appendix F) and
+ * converts, and whether the garbage that follows then fails in the converter
+ * or at our encoding check depends on the cuts. UTF-8 only (RFC 6120 §11.6):
+ * a NUL or a UTF-16 byte order mark is unsupported-encoding; a document
+ * starts with '<', a UTF-8 byte order mark or whitespace, anything else is
+ * not-well-formed.
  */
-static bool prolog_check(xmpp_xml_t *p, const char *data, size_t n)
+static bool encoding_check(xmpp_xml_t *p, uint64_t at, unsigned char c)
 {
-    for (size_t i = 0; i < n && p->pos + i < 4; i++) {
-        unsigned char c = (unsigned char)data[i];
-        bool first = p->pos + i == 0;
-        if (c == 0 || (first && (c == 0xFE || c == 0xFF))) {
-            fail(p, XMPP_XML_COND_UNSUPPORTED_ENCODING, "UTF-16 or UCS-4", 0);
-            return false;
-        }
-        if (first && c != '<' && c != 0xEF && !is_xml_space(c)) {
-            fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "not an XML document", 0);
-            return false;
-        }
+    if (c == 0 || (at == 0 && (c == 0xFE || c == 0xFF))) {
+        fail(p, XMPP_XML_COND_UNSUPPORTED_ENCODING, "UTF-16 or UCS-4", 0);
+        return false;
+    }
+    if (at == 0 && c != '<' && c != 0xEF && !is_xml_space(c)) {
+        fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "not an XML document", 0);
+        return false;
     }
     return true;
+}
+
+/*
+ * The markup before the stream header, checked before libxml2 sees it. In
+ * push mode libxml2 waits for a comment's or PI's end before parsing it, looks
+ * for that end from where it stands, and fails differently on the same bad
+ * bytes depending on where the cuts fell. XMPP allows only a byte order mark,
+ * an XML declaration at the very start, and whitespace before the header
+ * (RFC 6120 §11.1): "<?" past the start is a processing instruction, "<!-" a
+ * comment, "<!" otherwise a DTD (restricted-xml), "<![" a CDATA section and
+ * any other byte text (not-well-formed), decided where they start whatever
+ * follows. The declaration itself is left to libxml2, and nothing past it is
+ * looked at until libxml2 has had all of it, so an error inside it is found
+ * first on every cut. Returns how many of the n bytes at data may be fed now.
+ */
+enum {
+    PROLOG_MISC,            /* whitespace, or a '<' */
+    PROLOG_LT,              /* after a '<'; lt_checked 1 if at the start */
+    PROLOG_LT_BANG,         /* after "<!" */
+    PROLOG_DECL_NAME,       /* after "<?" at the start: "xml" and a space? */
+    PROLOG_DECL,            /* inside the declaration, up to "?>" */
+    PROLOG_DECL_Q,          /* ... just after a '?' */
+    PROLOG_HEADER,          /* the stream header has begun: libxml2's alone */
+};
+static const unsigned char utf8_bom[3] = { 0xEF, 0xBB, 0xBF };
+
+static size_t prolog_scan(xmpp_xml_t *p, const char *data, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+        uint64_t at = p->pos + i;
+        if (at < 4 && !encoding_check(p, at, c))
+            return 0;
+        switch (p->prolog) {
+        case PROLOG_MISC:
+            /* lt_checked: how much of a BOM opened the stream, UINT8_MAX once
+             * anything else came */
+            if (at < 3 && at == p->lt_checked && c == utf8_bom[at]) {
+                p->lt_checked++;
+                break;
+            }
+            if (at < 3 && at == p->lt_checked && at > 0) {
+                fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "not an XML document", 0);
+                return 0;
+            }
+            if (c == '<') {
+                p->prolog = PROLOG_LT;
+                p->lt_checked = at < 4 && at == p->lt_checked;  /* may open the declaration */
+            } else if (is_xml_space(c)) {
+                p->lt_checked = UINT8_MAX;
+            } else {
+                fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "text before the stream header", 0);
+                return 0;
+            }
+            break;
+        case PROLOG_LT:
+            if (c == '?' && p->lt_checked == 1) {
+                p->prolog = PROLOG_DECL_NAME;
+                p->lt_checked = 0;
+            } else if (c == '?') {
+                fail(p, XMPP_XML_COND_RESTRICTED_XML, "processing instruction", 0);
+                return 0;
+            } else if (c == '!') {
+                p->prolog = PROLOG_LT_BANG;
+            } else {
+                p->prolog = PROLOG_HEADER;
+            }
+            break;
+        case PROLOG_LT_BANG:
+            if (c == '[')
+                fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "CDATA section before the stream header", 0);
+            else
+                fail(p, XMPP_XML_COND_RESTRICTED_XML, c == '-' ? "comment" : "DTD", 0);
+            return 0;
+        case PROLOG_DECL_NAME:
+            if (p->lt_checked < 3 ? c == (unsigned char)"xml"[p->lt_checked] : is_xml_space(c)) {
+                if (++p->lt_checked == 4)
+                    p->prolog = PROLOG_DECL;
+                break;
+            }
+            fail(p, XMPP_XML_COND_RESTRICTED_XML, "processing instruction", 0);
+            return 0;
+        case PROLOG_DECL:
+        case PROLOG_DECL_Q:
+            if (p->prolog == PROLOG_DECL_Q && c == '>') {
+                p->prolog = PROLOG_MISC;
+                p->lt_checked = UINT8_MAX;
+                return i + 1;
+            }
+            p->prolog = c == '?' ? PROLOG_DECL_Q : PROLOG_DECL;
+            break;
+        default:
+            if (at >= 4)
+                return n;
+            break;
+        }
+    }
+    return n;
 }
 
 /* Hands n bytes at data to libxml2 (state PROLOG or STANZA). */
@@ -1240,8 +1335,11 @@ ssize_t xmpp_xml_feed(xmpp_xml_t *p, const char *data, size_t len)
         size_t n = len - off;
         if (n > limit - p->pos)
             n = (size_t)(limit - p->pos);
-        if (p->state == ST_PROLOG && p->pos < 4 && !prolog_check(p, data + off, n))
-            break;
+        if (p->state == ST_PROLOG && (p->prolog != PROLOG_HEADER || p->pos < 4)) {
+            n = prolog_scan(p, data + off, n);
+            if (p->state == ST_FAILED)
+                break;
+        }
         if (p->state == ST_STANZA && p->lt_checked < LT_DONE) {
             lt_scan(p, data + off, n, p->pos);
             if (p->state == ST_FAILED)

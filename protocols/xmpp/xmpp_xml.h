@@ -262,6 +262,7 @@ typedef struct xmpp_xml {
     uint8_t depth_max;
     uint8_t state;
     uint8_t lt_checked;             /* bytes after a first-level '<' checked so far */
+    uint8_t prolog;                 /* what the bytes before the stream header were */
     bool prime_owned;               /* prime is malloc'd */
     bool priming;                   /* the context is replaying the header */
     bool ws_run;                    /* inside a run of whitespace between stanzas */

@@ -626,6 +626,46 @@ static void test_not_well_formed(void)
     check_cuts(in, strlen(in), NULL);
 }
 
+/* ---- Before the stream header ------------------------------------------ */
+
+static void test_prolog(void)
+{
+    static const struct {
+        const char *in;
+        size_t len;
+        xmpp_xml_cond_t cond;
+    } cases[] = {
+#define LIT(s) s, sizeof(s) - 1
+        { LIT("\xef\xbb\xbf<?xml version='1.0'?>\n" HDR), XMPP_XML_COND_NONE },
+        { LIT("<?xml version='1.0'?> \r\n\t" HDR), XMPP_XML_COND_NONE },
+        { LIT(" <?xml version='1.0'?>" HDR), XMPP_XML_COND_RESTRICTED_XML },
+        { LIT("<?xml version='1.0'?><?xml version='1.0'?>" HDR), XMPP_XML_COND_RESTRICTED_XML },
+        { LIT("<?xml-stylesheet href='a'?>" HDR), XMPP_XML_COND_RESTRICTED_XML },
+        { LIT("<?\xb2?>" HDR), XMPP_XML_COND_RESTRICTED_XML },
+        { LIT("<!-->" HDR "<!-- \xed -->"), XMPP_XML_COND_RESTRICTED_XML },
+        { LIT("<![CDATA[x]]>" HDR), XMPP_XML_COND_NOT_WELL_FORMED },
+        { LIT("x" HDR), XMPP_XML_COND_NOT_WELL_FORMED },
+        { LIT("\n x" HDR), XMPP_XML_COND_NOT_WELL_FORMED },
+        { LIT("\xef\xbb<" HDR), XMPP_XML_COND_NOT_WELL_FORMED },
+        { LIT("\xef\xff\t\x00"), XMPP_XML_COND_NOT_WELL_FORMED },
+        { LIT("<\x00"), XMPP_XML_COND_UNSUPPORTED_ENCODING },
+        { LIT("<?xml version='1.0' encoding='\xff'?><!--" HDR), XMPP_XML_COND_NOT_WELL_FORMED },
+#undef LIT
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        rec_t r;
+        ssize_t rc = parse_log(cases[i].in, cases[i].len, NULL, &r);
+        xmpp_xml_cond_t c = rc < 0 ? r.cond : XMPP_XML_COND_NONE;
+        buf_fini(&r.log);
+        if (c != cases[i].cond)
+            fprintf(stderr, "case %zu: %s\n", i, xmpp_xml_cond_name(c));
+        CHECK_EQ(c, cases[i].cond);
+        /* Each fault is the one where it starts, whatever follows it and
+         * wherever the cuts fall. */
+        check_cuts(cases[i].in, cases[i].len, NULL);
+    }
+}
+
 /* ---- Limits ------------------------------------------------------------ */
 
 static void test_stanza_size(void)
@@ -1008,6 +1048,7 @@ int main(int argc, char **argv)
     T_RUN(test_namespaces);
     T_RUN(test_restart);
     T_RUN(test_restricted);
+    T_RUN(test_prolog);
     T_RUN(test_not_well_formed);
     T_RUN(test_stanza_size);
     T_RUN(test_structure_limits);
