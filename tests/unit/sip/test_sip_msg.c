@@ -910,6 +910,27 @@ static void test_params_and_lists(void)
         CHECK_STR(t_str(n), items[i]);
     }
     CHECK_EQ(sip_list_next(&rest, &n), 0);
+    /* Long elements: what matters lies past the first sixteen bytes, and at each offset. */
+    static const char many[] = "0123456789abcdef0123456789abcdef0123456789";
+    for (int pad = 0; pad < 40; pad++) {
+        char one[160], two[64], buf[256];
+        int n1 = snprintf(one, sizeof(one), "\"%.*s\" <sip:%.*s,x@h>;p=\"q,%.*s\"", pad, many,
+                          pad, many, pad, many);
+        int n2 = snprintf(two, sizeof(two), "sip:%.*s@h", pad, many);
+        snprintf(buf, sizeof(buf), "%s,%s", one, two);
+        rest = CSTR(buf);
+        CHECK_EQ(sip_list_next(&rest, &n), 1);
+        CHECK_EQ(n.len, (size_t)n1);
+        CHECK_EQ(sip_list_next(&rest, &n), 1);
+        CHECK_EQ(n.len, (size_t)n2);
+        CHECK_EQ(sip_list_next(&rest, &n), 0);
+        snprintf(buf, sizeof(buf), "<sip:%.*s<x@h>", pad, many);
+        rest = CSTR(buf);
+        CHECK_EQ(sip_list_next(&rest, &n), -EBADMSG);
+        snprintf(buf, sizeof(buf), "sip:%.*s>x@h", pad, many);
+        rest = CSTR(buf);
+        CHECK_EQ(sip_list_next(&rest, &n), -EBADMSG);
+    }
     rest = STR_LIT("   ");
     CHECK_EQ(sip_list_next(&rest, &n), 0);
     static const char *const bad[] = { "a,,b", "a,", ",a", "a, ,b", "\"a,b", "<a,b", "a>,b",
