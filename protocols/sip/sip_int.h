@@ -146,9 +146,10 @@ void sip_gateway_sources(shard_t *sh, const char *user, pres_each_fn each, void 
 void sip_gateway_register(void);
 void sip_gateway_fini(sip_shard_t *ss);
 
-/* sip_presence.c, on the shard that owns the flow: a response to one of our
- * requests; true when it was ours. */
-bool sip_client_response(shard_t *sh, const sip_msg_t *m);
+/* sip_presence.c, on the shard that owns the flow: a response to one of our requests,
+ * as sip_msg_peek_response() read it from data; true when it was ours. */
+bool sip_client_response(shard_t *sh, const sip_response_peek_t *pk, const char *data,
+                         size_t len, sip_msg_transport_t tp);
 void sip_presence_register(void);
 /* The presence tables of a new SIP shard. */
 void sip_presence_init(sip_shard_t *ss);

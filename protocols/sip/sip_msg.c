@@ -1690,30 +1690,44 @@ static int version_check(str_t v)
     return major == 2 && minor == 0 ? 1 : 0;
 }
 
-static int parse_status_line(sip_msg_t *m, str_t line)
+/* Status-Line = SIP-Version SP Status-Code SP Reason-Phrase (§7.2). Returns 1 for SIP/2.0,
+ * 0 for another version, or SIP_MSG_E_START_LINE. */
+static int status_line_parse(str_t line, str_t *version, uint16_t *status, str_t *reason)
 {
     const char *p = line.ptr, *end = str_end(line);
     const char *sp = memchr(p, ' ', line.len);
     if (!sp)
         return SIP_MSG_E_START_LINE;
-    m->version = span(p, sp);
-    int v = version_check(m->version);
+    *version = span(p, sp);
+    int v = version_check(*version);
     if (v < 0)
         return SIP_MSG_E_START_LINE;
     /* Status-Code = 3DIGIT, of classes 1 to 6 (§7.2; RFC 4475 §3.1.2.19). */
     const char *code = sp + 1;
-    uint64_t status;
-    if (end - code < 3 || !parse_uint(span(code, code + 3), 999, &status) || status < 100 ||
-        status > 699)
+    uint64_t st;
+    if (end - code < 3 || !parse_uint(span(code, code + 3), 999, &st) || st < 100 || st > 699)
         return SIP_MSG_E_START_LINE;
     p = code + 3;
     if (p < end && *p != ' ')
         return SIP_MSG_E_START_LINE;
-    m->status = (uint16_t)status;
-    m->reason = p < end ? span(p + 1, end) : span(p, p);
+    *status = (uint16_t)st;
+    *reason = p < end ? span(p + 1, end) : span(p, p);
+    return v;
+}
+
+static int parse_status_line(sip_msg_t *m, str_t line)
+{
+    int v = status_line_parse(line, &m->version, &m->status, &m->reason);
+    if (v < 0)
+        return v;
     if (v == 0)
         msg_note(m, SIP_MSG_E_VERSION, SIP_HDR_OTHER);
     return 0;
+}
+
+static inline bool is_status_line(str_t line)
+{
+    return line.len >= 4 && eq_nocase(span(line.ptr, line.ptr + 4), "SIP/", 4);
 }
 
 /*
@@ -1895,7 +1909,7 @@ ssize_t sip_msg_parse(sip_msg_t *m, const char *data, size_t len, sip_msg_transp
     if (r < 0)
         return msg_fail(m, r);
     str_t line = m->start_line;
-    if (line.len >= 4 && eq_nocase(span(line.ptr, line.ptr + 4), "SIP/", 4))
+    if (is_status_line(line))
         r = parse_status_line(m, line);      /* '/' is no token character: not a method */
     else
         r = parse_request_line(m, line, &scheme_unsupported);
@@ -1964,6 +1978,54 @@ ssize_t sip_msg_parse(sip_msg_t *m, const char *data, size_t len, sip_msg_transp
     if (scheme_unsupported)
         msg_note(m, SIP_MSG_E_URI_SCHEME, SIP_HDR_OTHER);   /* §8.2.2.1 */
     return m->err != SIP_MSG_OK ? (ssize_t)m->err : (ssize_t)m->len;
+}
+
+int sip_msg_peek_response(const char *data, size_t len, sip_response_peek_t *out)
+{
+    ASSERT(data != NULL || len == 0);
+    memset(out, 0, sizeof(*out));
+    scan_t s = { .base = data, .end = data + len, .lim = &sip_msg_limits_default,
+                 .state = S_START };
+    str_t line, version, reason;
+    int r = scan_start_line(&s, &line);
+    if (r == SCAN_MORE)
+        return SIP_MSG_E_TRUNCATED;
+    if (r < 0)
+        return r;
+    if (!is_status_line(line))
+        return 1;
+    r = status_line_parse(line, &version, &out->status, &reason);
+    if (r <= 0)
+        return r < 0 ? r : SIP_MSG_E_VERSION;
+    bool via = false, cseq = false;
+    for (;;) {
+        str_t name, value;
+        r = scan_field(&s, &name, &value);
+        if (r == SCAN_MORE)
+            return SIP_MSG_E_TRUNCATED;
+        if (r < 0)
+            return r;
+        if (r == SCAN_END)
+            break;
+        /* Only two names matter: a switch on the length spares the lookup of each. */
+        sip_hdr_id_t id = SIP_HDR_OTHER;
+        if (name.len == 1 || name.len == 3 || name.len == 4)
+            id = sip_hdr_lookup(name);
+        if (id == SIP_HDR_VIA && !via) {
+            str_t rest = value, top;
+            if (sip_list_next(&rest, &top) <= 0 || sip_via_parse(top, &out->via) < 0 ||
+                out->via.branch.len == 0)
+                return SIP_MSG_E_BAD_HEADER;
+            via = true;
+        } else if (id == SIP_HDR_CSEQ) {
+            if (cseq)
+                return SIP_MSG_E_DUPLICATE_HEADER;
+            if (sip_cseq_parse(value, &out->cseq) < 0)
+                return SIP_MSG_E_BAD_HEADER;
+            cseq = true;
+        }
+    }
+    return via && cseq ? 0 : SIP_MSG_E_MISSING_HEADER;
 }
 
 bool sip_msg_can_reply(const sip_msg_t *m)

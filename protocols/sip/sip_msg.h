@@ -451,6 +451,28 @@ typedef enum {
 ssize_t sip_msg_parse(sip_msg_t *msg, const char *data, size_t len, sip_msg_transport_t tp,
                       const sip_msg_limits_t *lim);
 
+/*
+ * What a response to one of our own requests must hold for its client transaction to be
+ * found and ended (RFC 3261 §17.1.3): the status, the topmost Via's branch and the CSeq.
+ */
+typedef struct {
+    uint16_t status;
+    sip_via_t via;              /* the topmost Via value; its branch is not empty */
+    sip_cseq_t cseq;
+} sip_response_peek_t;
+
+/*
+ * Reads a response just far enough for that, at a fraction of sip_msg_parse()'s cost: a
+ * server reads one for every request it sends. Checked: the status line as sip_msg_parse()
+ * checks it (version 2.0 only); the header section to its empty line, with the same syntax
+ * and limits; the topmost Via value (a branch required); one CSeq. Not read: the other
+ * fields, Content-Length and the body (framing on a stream is sip_msg_frame()'s). Returns 0
+ * with out filled, 1 when data starts with no status line (a request: parse it with
+ * sip_msg_parse()), or a negative sip_msg_err_t for a response that lacks what is needed
+ * (to be dropped, §18.3). out points into data.
+ */
+int sip_msg_peek_response(const char *data, size_t len, sip_response_peek_t *out);
+
 /* A request whose header section was read and has Via, From, To, Call-ID and CSeq, so that
  * a response can be addressed (RFC 3261 §8.2.6.2), and that is not an ACK (§17.2.1: never
  * answered). True for every successfully parsed request other than ACK. */

@@ -438,26 +438,38 @@ void sip_request_send(shard_t *sh, const sip_origin_t *via, sip_out_kind_t kind,
         LOG_RATELIMITED(LOG_LEVEL_WARN, "mailbox full: a SIP request was dropped");
 }
 
-bool sip_client_response(shard_t *sh, const sip_msg_t *m)
+/* RFC 3261 §17.1.3: a response is the transaction's when the branch of its top Via and
+ * the method of its CSeq are the request's. Only a response to our SUBSCRIBE is read
+ * whole: the gateway takes its To tag, Expires and Record-Route. */
+bool sip_client_response(shard_t *sh, const sip_response_peek_t *pk, const char *data,
+                         size_t len, sip_msg_transport_t tp)
 {
+    static const sip_method_t method_of[] = {
+        [OUT_NOTIFY] = SIP_METHOD_NOTIFY,
+        [OUT_MESSAGE] = SIP_METHOD_MESSAGE,
+        [OUT_SUBSCRIBE] = SIP_METHOD_SUBSCRIBE,
+    };
     sip_shard_t *ss = sip_of(sh);
     char branch[64];
-    if (!m->via.branch.len || m->via.branch.len >= sizeof(branch))
+    if (pk->via.branch.len >= sizeof(branch))
         return false;
-    memcpy(branch, m->via.branch.ptr, m->via.branch.len);
-    branch[m->via.branch.len] = 0;
+    memcpy(branch, pk->via.branch.ptr, pk->via.branch.len);
+    branch[pk->via.branch.len] = 0;
     sip_ctxn_t *c = sip_table_find(&ss->ctxns, branch);
-    if (c) {
-        if (m->status < 200)
-            return true;        /* provisional: keep waiting (Timer F still runs) */
-        if (c->kind == OUT_SUBSCRIBE)
-            sip_gateway_answered(sh, c->home, c->user, c->sub_id, m);
-        else if (m->status >= 300)
-            sip_ctxn_fail(c, m->status);
-        sip_ctxn_unlink(ss, c);
-        return true;
+    if (!c || pk->cseq.method != method_of[c->kind])
+        return false;
+    if (pk->status < 200)
+        return true;        /* provisional: keep waiting (Timer F still runs) */
+    if (c->kind == OUT_SUBSCRIBE) {
+        sip_msg_t *m = &ss->msg;
+        if (sip_msg_parse(m, data, len, tp, NULL) < 0)
+            return false;   /* dropped (§18.3); Timer F ends the transaction */
+        sip_gateway_answered(sh, c->home, c->user, c->sub_id, m);
+    } else if (pk->status >= 300) {
+        sip_ctxn_fail(c, pk->status);
     }
-    return false;
+    sip_ctxn_unlink(ss, c);
+    return true;
 }
 
 typedef struct {

@@ -825,10 +825,9 @@ static void sip_forwarded_response(void *ctx, const mbox_msg_t *msg)
 {
     shard_t *sh = ctx;
     sip_fwd_t *f = msg->ptr;
-    sip_msg_t *m = &sip_of(sh)->msg;
-    if (sip_msg_parse(m, f->bytes, f->len, (sip_msg_transport_t)f->tp, NULL) > 0 &&
-        !m->is_request)
-        sip_client_response(sh, m);
+    sip_response_peek_t pk;
+    if (sip_msg_peek_response(f->bytes, f->len, &pk) == 0)
+        sip_client_response(sh, &pk, f->bytes, f->len, (sip_msg_transport_t)f->tp);
     free(f);
 }
 
@@ -850,6 +849,23 @@ static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, si
                         sip_msg_transport_t tp)
 {
     sip_shard_t *ss = sip_of(sh);
+    /* A response is to one of our requests: what finds its transaction is read, no more.
+     * Its branch names the shard that sent the request. */
+    sip_response_peek_t pk;
+    int pr = sip_msg_peek_response(data, len, &pk);
+    if (pr < 0) {
+        metric_inc(shard_metrics(sh), sip_mid.bad);
+        return;
+    }
+    if (pr == 0) {
+        unsigned owner;
+        if (sip_branch_shard(pk.via.branch, &owner) && owner != shard_id(sh) &&
+            owner < shard_count(sh))
+            sip_forward_response(sh, owner, data, len, tp);
+        else
+            sip_client_response(sh, &pk, data, len, tp);
+        return;
+    }
     sip_msg_t *m = &ss->msg;
     ssize_t n = sip_msg_parse(m, data, len, tp, NULL);
     if (n < 0) {
@@ -859,16 +875,7 @@ static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, si
                           NULL);
         return;
     }
-    if (!m->is_request) {
-        /* To one of our requests: its branch names the shard that sent it. */
-        unsigned owner;
-        if (sip_branch_shard(m->via.branch, &owner) && owner != shard_id(sh) &&
-            owner < shard_count(sh))
-            sip_forward_response(sh, owner, data, len, tp);
-        else
-            sip_client_response(sh, m);
-        return;
-    }
+    DEBUG_ASSERT(m->is_request);    /* the start line sip_msg_peek_response() read */
     metric_inc(shard_metrics(sh), (metric_id_t)(sip_mid.requests + m->method));
     if (m->method == SIP_METHOD_ACK)
         return;     /* §17.2.1: absorbed; only an INVITE's non-2xx needs it */

@@ -14,6 +14,9 @@
  *     parser as short or without a length; a stream parse implies the same datagram parse;
  *   - framing a stream's bytes as they trickle in (sip_msg_frame_resume, buffers moving)
  *     gives the same messages, keep-alives and error as framing them all at once;
+ *   - sip_msg_peek_response agrees with the parser: it reads every response the parser
+ *     accepts, with the same status, top Via and CSeq; what it reads is one whose start line
+ *     and header section the parser reads too; it leaves anything else to the parser;
  *   - a response written for any answerable request is a message the parser accepts again
  *     and that echoes the request's Call-ID, CSeq and Vias (for requests that parsed), or at
  *     least a status line (for requests answered with an error).
@@ -419,6 +422,34 @@ static void check_helpers_raw(span_t in)
     (void)sip_unescape(s, out, sizeof(out));
 }
 
+/* m: the datagram parse of in with the default limits, r what it returned. */
+static void check_peek(const sip_msg_t *m, ssize_t r, span_t in)
+{
+    sip_response_peek_t pk;
+    int k = sip_msg_peek_response(in.ptr, in.len, &pk);
+    /* 1: the parser reads a request, or fails at its request line (no status then). */
+    if (k > 1 || (k == 1 && !m->is_request && m->status != 0))
+        FAIL("peek returned %d, the parser read a status line", k);
+    if (k == 1)
+        return;
+    if (k < 0) {
+        if (r > 0 && !m->is_request && m->via.branch.len > 0)
+            FAIL("peek refused (%d) a response the parser read", k);
+        return;
+    }
+    inside(pk.via.branch, in, "the peeked branch");
+    inside(pk.cseq.method_name, in, "the peeked CSeq method");
+    touch(pk.via.branch);
+    if (m->is_request || !m->head_complete)
+        FAIL("peek read a response the parser did not read to its empty line");
+    if (r < 0)
+        return;
+    if (pk.status != m->status || !str_eq(pk.via.branch, m->via.branch) ||
+        !str_eq(pk.via.host, m->via.host) || pk.cseq.seq != m->cseq.seq ||
+        !str_eq(pk.cseq.method_name, m->cseq.method_name))
+        FAIL("peek and parse disagree");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const sip_msg_limits_t small = { .msg_max_bytes = 512, .line_max_bytes = 64,
@@ -427,6 +458,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ssize_t r = sip_msg_parse(&msg, in.ptr, in.len, SIP_MSG_DATAGRAM, NULL);
     check_msg(&msg, r, in);
+    check_peek(&msg, r, in);
     check_reply(&msg, in);
     r = sip_msg_parse(&msg, in.ptr, in.len, SIP_MSG_DATAGRAM, &small);
     check_msg(&msg, r, in);

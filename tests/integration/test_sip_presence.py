@@ -466,6 +466,63 @@ def test_notify_carries_the_dialog():
         node.cleanup()
 
 
+def test_notify_answer_matched_by_branch_and_cseq():
+    """A NOTIFY's transaction takes the response whose top Via branch and CSeq method are
+    its own (RFC 3261 §17.1.3), and reads no more of it: a 200 with another CSeq method is
+    not its answer (the NOTIFY is sent again, Timer E), a 481 with a From no parser takes
+    is (the subscription ends, RFC 6665 §4.1.3), and nothing is sent after it."""
+    import re
+    import socket
+    node = sip_node(extra="auth = off\n")
+    try:
+        add_user(node, "alice")
+        add_user(node, "bob")
+        relation(node, "alice", "bob", "from")
+        w = Watcher(node)
+        w.subscribe("alice", 60, 1)
+
+        def next_datagram(timeout):
+            w.sock.settimeout(timeout)
+            try:
+                return w.sock.recv(65536).decode(errors="replace")
+            except socket.timeout:
+                return None
+
+        def answer(notify, status, cseq_method, from_line=None):
+            head = notify.split("\r\n\r\n")[0].split("\r\n")
+            keep = []
+            for h in head[1:]:
+                if h.startswith("CSeq:"):
+                    h = re.sub(r"NOTIFY$", cseq_method, h)
+                if h.startswith("From:") and from_line:
+                    h = from_line
+                if re.match(r"(Via|From|To|Call-ID|CSeq):", h):
+                    keep.append(h)
+            w.send("SIP/2.0 %d Answer\r\n" % status + "\r\n".join(keep) +
+                   "\r\nContent-Length: 0\r\n\r\n")
+
+        got = [next_datagram(5), next_datagram(5)]
+        assert got[0] and got[1], got
+        ok = [d for d in got if d.startswith("SIP/2.0 ")]
+        notify = [d for d in got if d.startswith("NOTIFY ")]
+        assert len(ok) == 1 and status_of(ok[0]) == 200 and len(notify) == 1, got
+        cseq = re.search(r"^CSeq: (\d+) NOTIFY\r", notify[0], re.M).group(1)
+        answer(notify[0], 200, "SUBSCRIBE")
+        again = next_datagram(3)
+        assert again and again.startswith("NOTIFY ") and \
+            "CSeq: %s NOTIFY\r\n" % cseq in again, again
+        assert node.metric_sum("sip_request_retransmissions_total") >= 1
+        answer(again, 481, "NOTIFY", from_line="From: <<<no address")
+        deadline = time.time() + 5
+        while node.metric_sum("sip_subscriptions") != 0 and time.time() < deadline:
+            time.sleep(0.1)
+        assert node.metric_sum("sip_subscriptions") == 0
+        assert next_datagram(2) is None         # no retransmission after the answer
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 def publish(w, user, cseq, etag=None, note="here"):
     """A PUBLISH from w's socket (initial, or modifying etag's publication): the response."""
     body = ('<?xml version="1.0" encoding="UTF-8"?>\r\n'
@@ -542,6 +599,7 @@ if __name__ == "__main__":
         test_presence_gateway_event_presence,
         test_subscription_refresh_and_expiry,
         test_notify_carries_the_dialog,
+        test_notify_answer_matched_by_branch_and_cseq,
         test_publish_refused_once_account_deleted,
         test_sip_over_tls,
     ])

@@ -435,6 +435,85 @@ static void test_responses(void)
     }
 }
 
+static void test_peek_response(void)
+{
+    sip_response_peek_t pk;
+    /* What finds a client transaction, and nothing else read: a From no parser takes. */
+    str_t in = LIT("SIP/2.0 200 OK\r\n"
+                   "v: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1-abc;rport=5070,\r\n"
+                   "  SIP/2.0/TCP other.example.com;branch=z9hG4bKnot-ours\r\n"
+                   "Via: SIP/2.0/UDP third;branch=z9hG4bK3\r\n"
+                   "From: <<<not an address\r\n"
+                   "cseq:\r\n 42\r\n NOTIFY\r\n"
+                   "\r\n");
+    CHECK_EQ(sip_msg_peek_response(in.ptr, in.len, &pk), 0);
+    CHECK_EQ(pk.status, 200);
+    CHECK_STR(t_str(pk.via.branch), "z9hG4bK-1-abc");
+    CHECK_STR(t_str(pk.via.host), "127.0.0.1");
+    CHECK_EQ(pk.via.port, 5060);
+    CHECK_EQ(pk.cseq.seq, 42u);
+    CHECK_EQ(pk.cseq.method, SIP_METHOD_NOTIFY);
+    CHECK(P(in) < 0);                       /* the parser refuses the From */
+
+    in = LIT("SIP/2.0 180 Ringing\r\nVia: SIP/2.0/UDP h;branch=b1\r\nCSeq: 7 SUBSCRIBE\r\n"
+             "Content-Length: 5\r\n\r\nhello");
+    CHECK_EQ(sip_msg_peek_response(in.ptr, in.len, &pk), 0);
+    CHECK_EQ(pk.status, 180);
+    CHECK_EQ(pk.cseq.method, SIP_METHOD_SUBSCRIBE);
+
+    /* A request is the parser's. */
+    in = LIT("NOTIFY sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=b1\r\n\r\n");
+    CHECK_EQ(sip_msg_peek_response(in.ptr, in.len, &pk), 1);
+
+    static const struct {
+        const char *in;
+        int err;
+    } bad[] = {
+        { "SIP/2.0 200 OK\r\nCSeq: 1 NOTIFY\r\n\r\n", SIP_MSG_E_MISSING_HEADER },
+        { "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=b\r\n\r\n", SIP_MSG_E_MISSING_HEADER },
+        { "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\nCSeq: 1 NOTIFY\r\n\r\n",
+          SIP_MSG_E_BAD_HEADER },                       /* no branch: not ours */
+        { "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=\r\nCSeq: 1 NOTIFY\r\n\r\n",
+          SIP_MSG_E_BAD_HEADER },
+        { "SIP/2.0 200 OK\r\nVia: ,SIP/2.0/UDP h;branch=b\r\nCSeq: 1 NOTIFY\r\n\r\n",
+          SIP_MSG_E_BAD_HEADER },
+        { "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=b\r\nCSeq: NOTIFY\r\n\r\n",
+          SIP_MSG_E_BAD_HEADER },
+        { "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=b\r\nCSeq: 1 NOTIFY\r\n"
+          "CSeq: 2 NOTIFY\r\n\r\n", SIP_MSG_E_DUPLICATE_HEADER },
+        { "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=b\r\nCSeq: 1 NOTIFY\r\n",
+          SIP_MSG_E_TRUNCATED },
+        { "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=b\r\nCSeq 1 NOTIFY\r\n\r\n",
+          SIP_MSG_E_HEADER_SYNTAX },
+        { "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=b\r\nCSeq: 1\x01 NOTIFY\r\n\r\n",
+          SIP_MSG_E_HEADER_SYNTAX },
+        { "SIP/3.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=b\r\nCSeq: 1 NOTIFY\r\n\r\n",
+          SIP_MSG_E_VERSION },
+        { "SIP/2.0 20 OK\r\nVia: SIP/2.0/UDP h;branch=b\r\nCSeq: 1 NOTIFY\r\n\r\n",
+          SIP_MSG_E_START_LINE },
+        { "SIP/2.0 200 OK", SIP_MSG_E_TRUNCATED },
+        { "", SIP_MSG_E_TRUNCATED },
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        int r = sip_msg_peek_response(bad[i].in, strlen(bad[i].in), &pk);
+        if (r != bad[i].err)
+            fprintf(stderr, "case %zu: %d\n", i, r);
+        CHECK_EQ(r, bad[i].err);
+    }
+    /* Every response the parser reads, peek reads the same (the torture tests' included,
+     * in the fuzz target). */
+    in = LIT("SIP/2.0 481 Call/Transaction Does Not Exist\r\n"
+             "Via: SIP/2.0/TCP h:5061;branch=z9hG4bK1;received=192.0.2.1\r\n"
+             "To: <sip:b@example.com>;tag=1\r\nFrom: <sip:a@example.com>;tag=2\r\n"
+             "Call-ID: x\r\nCSeq: 1 MESSAGE\r\nl: 0\r\n\r\n");
+    CHECK(P(in) > 0);
+    CHECK_EQ(sip_msg_peek_response(in.ptr, in.len, &pk), 0);
+    CHECK_EQ(pk.status, msg.status);
+    CHECK(str_eq(pk.via.branch, msg.via.branch));
+    CHECK(str_eq(pk.via.received, msg.via.received));
+    CHECK_EQ(pk.cseq.method, SIP_METHOD_MESSAGE);
+}
+
 static void test_header_access(void)
 {
     str_t in = REQ("REGISTER",
@@ -2609,6 +2688,7 @@ int main(void)
     T_RUN(test_request_basics);
     T_RUN(test_every_method);
     T_RUN(test_responses);
+    T_RUN(test_peek_response);
     T_RUN(test_header_access);
     T_RUN(test_compact_forms);
     T_RUN(test_folding);
