@@ -357,26 +357,41 @@ class Watcher:
                      ";tag=" + to_tag if to_tag else "", call_id, cseq, self.user, self.port,
                      expires))
 
+    def recv(self, timeout):
+        """The next datagram, as it came, or None."""
+        import socket as _s
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(65536).decode(errors="replace")
+        except _s.timeout:
+            return None
+
+    def answer(self, notify, status=200, cseq_method="NOTIFY", from_line=None):
+        """A response to notify echoing its Via, From, To, Call-ID and CSeq (the CSeq's
+        method and the From line replaceable, to answer wrongly)."""
+        import re as _re
+        keep = []
+        for h in notify.split("\r\n\r\n")[0].split("\r\n")[1:]:
+            if h.startswith("CSeq:"):
+                h = _re.sub(r"NOTIFY$", cseq_method, h)
+            if h.startswith("From:") and from_line:
+                h = from_line
+            if _re.match(r"(Via|From|To|Call-ID|CSeq):", h):
+                keep.append(h)
+        self.send("SIP/2.0 %d Answer\r\n" % status + "\r\n".join(keep) +
+                  "\r\nContent-Length: 0\r\n\r\n")
+
     def read(self, timeout=5):
         """The next response (NOTIFYs met on the way are answered and kept)."""
-        import re as _re
-        import socket as _s
         deadline = time.time() + timeout
         while True:
             left = deadline - time.time()
-            if left <= 0:
-                return None
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(65536).decode(errors="replace")
-            except _s.timeout:
+            data = self.recv(left) if left > 0 else None
+            if data is None:
                 return None
             if data.startswith("NOTIFY "):
                 self.notifies.append(data)
-                head = data.split("\r\n\r\n")[0].split("\r\n")
-                keep = [h for h in head[1:] if _re.match(r"(Via|From|To|Call-ID|CSeq):", h)]
-                self.send("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) +
-                          "\r\nContent-Length: 0\r\n\r\n")
+                self.answer(data)
                 continue
             return data
 
@@ -390,13 +405,18 @@ class Watcher:
         raise AssertionError("no such NOTIFY in %r" % self.notifies)
 
 
+def alice_and_her_watcher(extra=""):
+    """A node without digest auth where bob may see alice, and bob's hand-built watcher."""
+    node = sip_node(extra="auth = off\n" + extra)
+    add_user(node, "alice")
+    add_user(node, "bob")
+    relation(node, "alice", "bob", "from")
+    return node, Watcher(node)
+
+
 def test_subscription_refresh_and_expiry():
-    node = sip_node(extra="auth = off\nmin_expires_s = 1\n")
+    node, w = alice_and_her_watcher("min_expires_s = 1\n")
     try:
-        add_user(node, "alice")
-        add_user(node, "bob")
-        relation(node, "alice", "bob", "from")
-        w = Watcher(node)
         w.subscribe("alice", 30, 1)
         ok = w.read()
         assert status_of(ok) == 200 and "Expires: 30" in ok, ok
@@ -425,12 +445,8 @@ def test_notify_carries_the_dialog():
     watcher's From, display name and tag, as To; the Call-ID; the Event's id; and a CSeq
     that grows by one."""
     import re
-    node = sip_node(extra="auth = off\n")
+    node, w = alice_and_her_watcher()
     try:
-        add_user(node, "alice")
-        add_user(node, "bob")
-        relation(node, "alice", "bob", "from")
-        w = Watcher(node)
         rr1 = "<sip:127.0.0.1:%d;lr;r=one>" % w.port
         rr2 = "<sip:127.0.0.1:%d;lr;r=two>" % w.port
         w.send("SUBSCRIBE sip:alice@localhost SIP/2.0\r\n"
@@ -472,52 +488,26 @@ def test_notify_answer_matched_by_branch_and_cseq():
     not its answer (the NOTIFY is sent again, Timer E), a 481 with a From no parser takes
     is (the subscription ends, RFC 6665 §4.1.3), and nothing is sent after it."""
     import re
-    import socket
-    node = sip_node(extra="auth = off\n")
+    node, w = alice_and_her_watcher()
     try:
-        add_user(node, "alice")
-        add_user(node, "bob")
-        relation(node, "alice", "bob", "from")
-        w = Watcher(node)
         w.subscribe("alice", 60, 1)
-
-        def next_datagram(timeout):
-            w.sock.settimeout(timeout)
-            try:
-                return w.sock.recv(65536).decode(errors="replace")
-            except socket.timeout:
-                return None
-
-        def answer(notify, status, cseq_method, from_line=None):
-            head = notify.split("\r\n\r\n")[0].split("\r\n")
-            keep = []
-            for h in head[1:]:
-                if h.startswith("CSeq:"):
-                    h = re.sub(r"NOTIFY$", cseq_method, h)
-                if h.startswith("From:") and from_line:
-                    h = from_line
-                if re.match(r"(Via|From|To|Call-ID|CSeq):", h):
-                    keep.append(h)
-            w.send("SIP/2.0 %d Answer\r\n" % status + "\r\n".join(keep) +
-                   "\r\nContent-Length: 0\r\n\r\n")
-
-        got = [next_datagram(5), next_datagram(5)]
+        got = [w.recv(5), w.recv(5)]
         assert got[0] and got[1], got
         ok = [d for d in got if d.startswith("SIP/2.0 ")]
         notify = [d for d in got if d.startswith("NOTIFY ")]
         assert len(ok) == 1 and status_of(ok[0]) == 200 and len(notify) == 1, got
         cseq = re.search(r"^CSeq: (\d+) NOTIFY\r", notify[0], re.M).group(1)
-        answer(notify[0], 200, "SUBSCRIBE")
-        again = next_datagram(3)
+        w.answer(notify[0], 200, "SUBSCRIBE")
+        again = w.recv(3)
         assert again and again.startswith("NOTIFY ") and \
             "CSeq: %s NOTIFY\r\n" % cseq in again, again
         assert node.metric_sum("sip_request_retransmissions_total") >= 1
-        answer(again, 481, "NOTIFY", from_line="From: <<<no address")
+        w.answer(again, 481, "NOTIFY", from_line="From: <<<no address")
         deadline = time.time() + 5
         while node.metric_sum("sip_subscriptions") != 0 and time.time() < deadline:
             time.sleep(0.1)
         assert node.metric_sum("sip_subscriptions") == 0
-        assert next_datagram(2) is None         # no retransmission after the answer
+        assert w.recv(2) is None         # no retransmission after the answer
     finally:
         node.stop()
         node.cleanup()
