@@ -21,6 +21,7 @@
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -320,29 +321,6 @@ static bool scan_qname(parser_t *ps, str_t *qname, str_t *prefix, str_t *local,
     return true;
 }
 
-static size_t utf8_put(char *out, uint32_t c)
-{
-    if (c < 0x80) {
-        out[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        out[0] = (char)(0xC0 | c >> 6);
-        out[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        out[0] = (char)(0xE0 | c >> 12);
-        out[1] = (char)(0x80 | (c >> 6 & 0x3F));
-        out[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | c >> 18);
-    out[1] = (char)(0x80 | (c >> 12 & 0x3F));
-    out[2] = (char)(0x80 | (c >> 6 & 0x3F));
-    out[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
 
 /* A reference at p ('&'): the five predefined entities (XML 1.0 §4.6) or a character
  * reference to an XML character (§4.1, WFC Legal Character). Writes its UTF-8 to out
@@ -401,7 +379,7 @@ static size_t scan_ref(parser_t *ps, char *out)
         return 0;
     }
     ps->p = q + 1;
-    return utf8_put(out, v);
+    return (size_t)utf8proc_encode_char((utf8proc_int32_t)v, (utf8proc_uint8_t *)out);
 }
 
 /* What decode_into does besides normalising line ends (§2.11). */
@@ -1120,35 +1098,20 @@ str_t pidf_xml_cut(str_t s, size_t max)
 }
 
 /* The length of the UTF-8 sequence at s (1-4) and its code point, or 0 if it is not one
- * (overlong forms, surrogates and values above U+10FFFF are not, RFC 3629 §4). */
+ * (overlong forms, surrogates and values above U+10FFFF are not, RFC 3629 §4). ASCII, most
+ * of any document, without a call. */
 static int utf8_next(const unsigned char *s, size_t n, uint32_t *cp)
 {
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
+    if (s[0] < 0x80) {
+        *cp = s[0];
         return 1;
     }
-    int k;
-    uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2, v = c & 0x1F, min = 0x80;
-    else if (c >= 0xE0 && c <= 0xEF)
-        k = 3, v = c & 0x0F, min = 0x800;
-    else if (c >= 0xF0 && c <= 0xF4)
-        k = 4, v = c & 0x07, min = 0x10000;
-    else
+    utf8proc_int32_t c;
+    utf8proc_ssize_t k = utf8proc_iterate(s, (utf8proc_ssize_t)n, &c);
+    if (k <= 0)
         return 0;
-    if (n < (size_t)k)
-        return 0;
-    for (int i = 1; i < k; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = v << 6 | (s[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return k;
+    *cp = (uint32_t)c;
+    return (int)k;
 }
 
 bool pidf_xml_valid(str_t s)

@@ -14,6 +14,7 @@
 #include <libxml/parserInternals.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
+#include <utf8proc.h>
 
 /* ---- libxml2's parse --------------------------------------------------- */
 
@@ -453,28 +454,13 @@ static bool utf8_scan(const char *data, size_t len, bool *xml_chars)
             i++;
             continue;
         }
-        size_t k;
-        uint32_t v, min;
-        if (b >= 0xC2 && b <= 0xDF)
-            k = 2, v = b & 0x1F, min = 0x80;
-        else if (b >= 0xE0 && b <= 0xEF)
-            k = 3, v = b & 0x0F, min = 0x800;
-        else if (b >= 0xF0 && b <= 0xF4)
-            k = 4, v = b & 0x07, min = 0x10000;
-        else
+        utf8proc_int32_t v;
+        utf8proc_ssize_t k = utf8proc_iterate(s + i, (utf8proc_ssize_t)(len - i), &v);
+        if (k <= 0)
             return false;
-        if (len - i < k)
-            return false;
-        for (size_t j = 1; j < k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return false;
-            v = v << 6 | (s[i + j] & 0x3F);
-        }
-        if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-            return false;
-        if (!is_xml_char(v))
+        if (!is_xml_char((uint32_t)v))
             *xml_chars = false;
-        i += k;
+        i += (size_t)k;
     }
     return true;
 }

@@ -46,7 +46,7 @@ void xml_oracle_quiet(bool quiet);
 /* Prints len bytes to stderr, C-escaped, at most max of them. */
 void xml_oracle_print_escaped(const char *data, size_t len, size_t max);
 
-/* Valid UTF-8 (RFC 3629) with no NUL byte: our own check, independent of the parser's. */
+/* Valid UTF-8 (RFC 3629, as utf8proc reads it) with no NUL byte. */
 bool xml_oracle_utf8_no_nul(const char *data, size_t len);
 
 #endif
