@@ -159,14 +159,26 @@ static bool exc_sddecl_no_space(const char *data, size_t len)
             n = k;
             break;
         }
-    bool encoding = false;
-    for (size_t k = 5; k + 10 <= n; k++) {
-        if (k + 8 <= n && memcmp(decl + k, "encoding", 8) == 0)
-            encoding = true;
-        if (memcmp(decl + k, "standalone", 10) == 0)
-            return encoding && (decl[k - 1] == '"' || decl[k - 1] == '\'');
-    }
-    return false;
+    /* EncodingDecl ::= S 'encoding' Eq ('"' EncName '"' | "'" EncName "'") */
+    size_t k = 5;
+    while (k + 8 <= n && memcmp(decl + k, "encoding", 8) != 0)
+        k++;
+    if (k + 8 > n)
+        return false;
+    k += 8;
+    while (k < n && is_s(decl[k]))
+        k++;
+    if (k >= n || decl[k++] != '=')
+        return false;
+    while (k < n && is_s(decl[k]))
+        k++;
+    if (k >= n || (decl[k] != '"' && decl[k] != '\''))
+        return false;
+    const char *close = memchr(decl + k + 1, decl[k], n - k - 1);
+    if (!close)
+        return false;
+    k = (size_t)(close - decl) + 1;
+    return n - k >= 10 && memcmp(decl + k, "standalone", 10) == 0;
 }
 
 /* "ns-uri-amp": a namespace declaration's value reaches libxml2's tree with every '&' (written
