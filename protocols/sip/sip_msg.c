@@ -1984,6 +1984,10 @@ int sip_msg_peek_response(const char *data, size_t len, sip_response_peek_t *out
 {
     ASSERT(data != NULL || len == 0);
     memset(out, 0, sizeof(*out));
+    /* A request is told by its first bytes, before its start line is read: the parser reads
+     * it next, and would read it again. */
+    if (!is_status_line((str_t){ data, len < 4 ? len : 4 }))
+        return 1;
     scan_t s = { .base = data, .end = data + len, .lim = &sip_msg_limits_default,
                  .state = S_START };
     str_t line, version, reason;
@@ -1992,8 +1996,6 @@ int sip_msg_peek_response(const char *data, size_t len, sip_response_peek_t *out
         return SIP_MSG_E_TRUNCATED;
     if (r < 0)
         return r;
-    if (!is_status_line(line))
-        return 1;
     r = status_line_parse(line, &version, &out->status, &reason);
     if (r <= 0)
         return r < 0 ? r : SIP_MSG_E_VERSION;

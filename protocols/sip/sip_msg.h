@@ -467,9 +467,9 @@ typedef struct {
  * checks it (version 2.0 only); the header section to its empty line, with the same syntax
  * and limits; the topmost Via value (a branch required); one CSeq. Not read: the other
  * fields, Content-Length and the body (framing on a stream is sip_msg_frame()'s). Returns 0
- * with out filled, 1 when data starts with no status line (a request: parse it with
- * sip_msg_parse()), or a negative sip_msg_err_t for a response that lacks what is needed
- * (to be dropped, §18.3). out points into data.
+ * with out filled, 1 when data does not start with "SIP/" (a request, or no message: parse
+ * it with sip_msg_parse()), or a negative sip_msg_err_t for a response that lacks what is
+ * needed (to be dropped, §18.3). out points into data.
  */
 int sip_msg_peek_response(const char *data, size_t len, sip_response_peek_t *out);
 

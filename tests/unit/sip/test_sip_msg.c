@@ -461,9 +461,14 @@ static void test_peek_response(void)
     CHECK_EQ(pk.status, 180);
     CHECK_EQ(pk.cseq.method, SIP_METHOD_SUBSCRIBE);
 
-    /* A request is the parser's. */
+    /* A request, or too little to tell, is the parser's. */
     in = LIT("NOTIFY sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=b1\r\n\r\n");
     CHECK_EQ(sip_msg_peek_response(in.ptr, in.len, &pk), 1);
+    CHECK_EQ(sip_msg_peek_response("SIP", 3, &pk), 1);
+    CHECK_EQ(sip_msg_peek_response("", 0, &pk), 1);
+    in = LIT("sip/2.0 202 Accepted\r\nv: SIP/2.0/UDP h;branch=b1\r\nCSeq: 1 NOTIFY\r\n\r\n");
+    CHECK_EQ(sip_msg_peek_response(in.ptr, in.len, &pk), 0);
+    CHECK_EQ(pk.status, 202);
 
     static const struct {
         const char *in;
@@ -492,7 +497,8 @@ static void test_peek_response(void)
         { "SIP/2.0 20 OK\r\nVia: SIP/2.0/UDP h;branch=b\r\nCSeq: 1 NOTIFY\r\n\r\n",
           SIP_MSG_E_START_LINE },
         { "SIP/2.0 200 OK", SIP_MSG_E_TRUNCATED },
-        { "", SIP_MSG_E_TRUNCATED },
+        { "SIP/", SIP_MSG_E_TRUNCATED },
+        { "SIP/2.0 200 OK\x01\r\n\r\n", SIP_MSG_E_START_LINE },
     };
     for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
         int r = sip_msg_peek_response(bad[i].in, strlen(bad[i].in), &pk);
