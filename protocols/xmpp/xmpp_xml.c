@@ -1196,49 +1196,55 @@ static bool encoding_check(xmpp_xml_t *p, uint64_t at, unsigned char c)
  * first on every cut. Returns how many of the n bytes at data may be fed now.
  */
 enum {
+    PROLOG_START,           /* at 0, or at 3 after a BOM: '<' may open the declaration */
+    PROLOG_BOM,             /* after 0xEF at 0: the rest of a UTF-8 BOM */
     PROLOG_MISC,            /* whitespace, or a '<' */
-    PROLOG_LT,              /* after a '<'; lt_checked 1 if at the start */
+    PROLOG_LT_START,        /* after a '<' at the start */
+    PROLOG_LT,              /* after a '<' elsewhere */
     PROLOG_LT_BANG,         /* after "<!" */
-    PROLOG_DECL_NAME,       /* after "<?" at the start: "xml" and a space? */
+    PROLOG_DECL_X,          /* after "<?" at the start: "xml" and a space, a state each, */
+    PROLOG_DECL_M,
+    PROLOG_DECL_L,
+    PROLOG_DECL_S,          /* ... in this order, followed by: */
     PROLOG_DECL,            /* inside the declaration, up to "?>" */
     PROLOG_DECL_Q,          /* ... just after a '?' */
     PROLOG_HEADER,          /* the stream header has begun: libxml2's alone */
 };
-static const unsigned char utf8_bom[3] = { 0xEF, 0xBB, 0xBF };
 
 static size_t prolog_scan(xmpp_xml_t *p, const char *data, size_t n)
 {
+    static const unsigned char utf8_bom[3] = { 0xEF, 0xBB, 0xBF };
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)data[i];
         uint64_t at = p->pos + i;
         if (at < 4 && !encoding_check(p, at, c))
             return 0;
         switch (p->prolog) {
+        case PROLOG_START:
         case PROLOG_MISC:
-            /* lt_checked: how much of a BOM opened the stream, UINT8_MAX once
-             * anything else came */
-            if (at < 3 && at == p->lt_checked && c == utf8_bom[at]) {
-                p->lt_checked++;
-                break;
-            }
-            if (at < 3 && at == p->lt_checked && at > 0) {
-                fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "not an XML document", 0);
-                return 0;
-            }
-            if (c == '<') {
-                p->prolog = PROLOG_LT;
-                p->lt_checked = at < 4 && at == p->lt_checked;  /* may open the declaration */
+            if (p->prolog == PROLOG_START && at == 0 && c == utf8_bom[0]) {
+                p->prolog = PROLOG_BOM;
+            } else if (c == '<') {
+                p->prolog = p->prolog == PROLOG_START ? PROLOG_LT_START : PROLOG_LT;
             } else if (is_xml_space(c)) {
-                p->lt_checked = UINT8_MAX;
+                p->prolog = PROLOG_MISC;
             } else {
                 fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "text before the stream header", 0);
                 return 0;
             }
             break;
+        case PROLOG_BOM:
+            if (c != utf8_bom[at]) {
+                fail(p, XMPP_XML_COND_NOT_WELL_FORMED, "not an XML document", 0);
+                return 0;
+            }
+            if (at == 2)
+                p->prolog = PROLOG_START;
+            break;
+        case PROLOG_LT_START:
         case PROLOG_LT:
-            if (c == '?' && p->lt_checked == 1) {
-                p->prolog = PROLOG_DECL_NAME;
-                p->lt_checked = 0;
+            if (c == '?' && p->prolog == PROLOG_LT_START) {
+                p->prolog = PROLOG_DECL_X;
             } else if (c == '?') {
                 fail(p, XMPP_XML_COND_RESTRICTED_XML, "processing instruction", 0);
                 return 0;
@@ -1254,19 +1260,21 @@ static size_t prolog_scan(xmpp_xml_t *p, const char *data, size_t n)
             else
                 fail(p, XMPP_XML_COND_RESTRICTED_XML, c == '-' ? "comment" : "DTD", 0);
             return 0;
-        case PROLOG_DECL_NAME:
-            if (p->lt_checked < 3 ? c == (unsigned char)"xml"[p->lt_checked] : is_xml_space(c)) {
-                if (++p->lt_checked == 4)
-                    p->prolog = PROLOG_DECL;
-                break;
+        case PROLOG_DECL_X:
+        case PROLOG_DECL_M:
+        case PROLOG_DECL_L:
+        case PROLOG_DECL_S:
+            if (p->prolog == PROLOG_DECL_S ? !is_xml_space(c)
+                                           : c != "xml"[p->prolog - PROLOG_DECL_X]) {
+                fail(p, XMPP_XML_COND_RESTRICTED_XML, "processing instruction", 0);
+                return 0;
             }
-            fail(p, XMPP_XML_COND_RESTRICTED_XML, "processing instruction", 0);
-            return 0;
+            p->prolog++;
+            break;
         case PROLOG_DECL:
         case PROLOG_DECL_Q:
             if (p->prolog == PROLOG_DECL_Q && c == '>') {
                 p->prolog = PROLOG_MISC;
-                p->lt_checked = UINT8_MAX;
                 return i + 1;
             }
             p->prolog = c == '?' ? PROLOG_DECL_Q : PROLOG_DECL;
