@@ -29,15 +29,6 @@ void buf_reserve(buf_t *b, size_t extra)
     b->cap = cap;
 }
 
-void buf_append(buf_t *b, const void *data, size_t len)
-{
-    if (len == 0)
-        return;
-    buf_reserve(b, len);
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-}
-
 void buf_printf(buf_t *b, const char *fmt, ...)
 {
     va_list ap;

@@ -22,7 +22,6 @@ typedef struct {
 void buf_init(buf_t *b);
 void buf_fini(buf_t *b);
 void buf_reserve(buf_t *b, size_t extra);
-void buf_append(buf_t *b, const void *data, size_t len);
 void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* v in decimal: what buf_printf("%llu") writes, without the format machinery, for
  * messages composed once per delivery. */
@@ -36,6 +35,18 @@ char *buf_steal(buf_t *b, size_t *len);
  * buffer that is kept long after it was built; an empty buffer frees its data. */
 void buf_fit(buf_t *b);
 
+/* Inline: a message is composed of many short appends, most of which fit. */
+static inline void buf_append(buf_t *b, const void *data, size_t len)
+{
+    if (len == 0)
+        return;
+    if (b->cap - b->len < len)
+        buf_reserve(b, len);
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+/* A literal's length is known where this is inlined. */
 static inline void buf_append_str(buf_t *b, const char *s)
 {
     buf_append(b, s, strlen(s));

@@ -571,24 +571,30 @@ static void sip_notify_pidf(shard_t *sh, sip_sub_t *s, const char *terminated_re
     buf_t *b = &sip_of(sh)->scratch;
     b->len = 0;
     char branch[SIP_BRANCH_MAX];
-    buf_append_strs(b, "NOTIFY ", s->target, " SIP/2.0\r\n", NULL);
+    buf_append_str(b, "NOTIFY ");
+    buf_append_str(b, s->target);
+    buf_append_str(b, " SIP/2.0\r\n");
     sip_via_append(sh, b, &s->origin, branch);
     buf_append(b, s->notify_dialog.ptr, s->notify_dialog.len);
     buf_append_uint(b, ++s->local_cseq);
     buf_append_str(b, " NOTIFY\r\nContact: <sip:");
     const char *at = strchr(p->key, '@');
     buf_append(b, p->key, (size_t)(at - p->key));
-    buf_append_strs(b, "@", sip_cfg.via_host, ":", NULL);
+    buf_append_str(b, "@");
+    buf_append_str(b, sip_cfg.via_host);
+    buf_append_str(b, ":");
     buf_append_uint(b, s->origin.tls ? sip_cfg.tls_port : sip_cfg.port);
-    buf_append_strs(b,
-                    !s->origin.stream ? ">\r\n"
-                    : s->origin.tls   ? ";transport=tls>\r\n"
-                                      : ";transport=tcp>\r\n",
-                    s->winfo ? "Event: presence.winfo" : "Event: presence",
-                    s->event_id ? ";id=" : "", s->event_id ? s->event_id : "", NULL);
+    buf_append_str(b, !s->origin.stream ? ">\r\n"
+                      : s->origin.tls   ? ";transport=tls>\r\n"
+                                        : ";transport=tcp>\r\n");
+    buf_append_str(b, s->winfo ? "Event: presence.winfo" : "Event: presence");
+    if (s->event_id) {
+        buf_append_str(b, ";id=");
+        buf_append_str(b, s->event_id);
+    }
     if (terminated_reason) {
-        buf_append_strs(b, "\r\nSubscription-State: terminated;reason=", terminated_reason,
-                        NULL);
+        buf_append_str(b, "\r\nSubscription-State: terminated;reason=");
+        buf_append_str(b, terminated_reason);
     } else {
         unsigned left = s->expires_ms > now ? (unsigned)((s->expires_ms - now + 999) / 1000) : 0;
         buf_append_str(b, s->state == SUB_ACTIVE ? "\r\nSubscription-State: active;expires="
