@@ -482,6 +482,44 @@ def test_notify_carries_the_dialog():
         node.cleanup()
 
 
+def test_notify_contact_names_the_flow():
+    """A NOTIFY's Contact is the presentity at the node's SIP port, with the transport of
+    the flow the subscription came in on (RFC 3261 §8.1.1.8): none over UDP, tcp over
+    TCP."""
+    import re
+    import socket
+    node, w = alice_and_her_watcher()
+    try:
+        w.subscribe("alice", 60, 1)
+        assert status_of(w.read()) == 200
+        udp = w.wait_notify(lambda n: True).split("\r\n\r\n")[0].split("\r\n")
+        contact = [h for h in udp if h.startswith("Contact:")]
+        assert len(contact) == 1 and re.fullmatch(
+            r"Contact: <sip:alice@[^:>;]+:%d>" % node.sip_port, contact[0]), udp
+        with socket.create_connection(("127.0.0.1", node.sip_port), timeout=5) as t:
+            port = t.getsockname()[1]
+            t.sendall(("SUBSCRIBE sip:alice@localhost SIP/2.0\r\n"
+                       "Via: SIP/2.0/TCP 127.0.0.1:%d;branch=z9hG4bKct1\r\n"
+                       "Max-Forwards: 70\r\nFrom: <sip:bob@localhost>;tag=ct\r\n"
+                       "To: <sip:alice@localhost>\r\nCall-ID: ct-1@127.0.0.1\r\n"
+                       "CSeq: 1 SUBSCRIBE\r\n"
+                       "Contact: <sip:bob@127.0.0.1:%d;transport=tcp>\r\n"
+                       "Event: presence\r\nExpires: 60\r\nContent-Length: 0\r\n\r\n"
+                       % (port, port)).encode())
+            data = b""
+            deadline = time.time() + 8
+            while b"\r\nNOTIFY " not in b"\r\n" + data and time.time() < deadline:
+                data += t.recv(65536)
+            start = (b"\r\n" + data).index(b"\r\nNOTIFY ")
+            head = data[start:].split(b"\r\n\r\n")[0].decode().split("\r\n")
+        contact = [h for h in head if h.startswith("Contact:")]
+        assert len(contact) == 1 and re.fullmatch(
+            r"Contact: <sip:alice@[^:>;]+:%d;transport=tcp>" % node.sip_port, contact[0]), head
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 def test_notify_answer_matched_by_branch_and_cseq():
     """A NOTIFY's transaction takes the response whose top Via branch and CSeq method are
     its own (RFC 3261 §17.1.3), and reads no more of it: a 200 with another CSeq method is
@@ -589,6 +627,7 @@ if __name__ == "__main__":
         test_presence_gateway_event_presence,
         test_subscription_refresh_and_expiry,
         test_notify_carries_the_dialog,
+        test_notify_contact_names_the_flow,
         test_notify_answer_matched_by_branch_and_cseq,
         test_publish_refused_once_account_deleted,
         test_sip_over_tls,
