@@ -321,7 +321,6 @@ static bool scan_qname(parser_t *ps, str_t *qname, str_t *prefix, str_t *local,
     return true;
 }
 
-
 /* A reference at p ('&'): the five predefined entities (XML 1.0 §4.6) or a character
  * reference to an XML character (§4.1, WFC Legal Character). Writes its UTF-8 to out
  * (4 bytes room), returns how many, 0 on error. Never longer than the reference. */
