@@ -31,6 +31,14 @@
 #         retransmits NOTIFYs and its latency grows to seconds);
 # pass 2: RUNS runs on each server at half its own peak: publish-to-notify
 #         latency at that load.
+# sipbench runs THREADS worker threads (-t, default one per core), each with
+# SOCKETS sockets (-o, default 64; 16 connections with -T). One thread is
+# not enough on a machine the server shares: when the server's threads are
+# busy the scheduler gives each runnable thread an equal share of the cores,
+# so one generator thread next to presenced's two shards gets a third of two
+# cores, and at presenced's peak that third, not the server, set the rate
+# measured (one thread: at most 139,000 NOTIFYs/s, p99 ~200 ms past 120,000;
+# two: 180,000 at p99 7 ms). Kamailio gets the same generator.
 # Every run waits IDLE seconds (-i, default 35) between subscribing and the
 # first stage: past the 32 s presenced keeps each SUBSCRIBE's server
 # transaction, and past the 10-15 s Kamailio spends after a set-up of 20,000
@@ -86,7 +94,7 @@ ksweep=500,1000,1500,2000,2500
 duration=10
 window=100
 children=8
-threads=1
+threads=$(nproc 2>/dev/null || echo 1)
 sockets=64
 presenced_only=0
 rcvbuf=0
