@@ -105,6 +105,17 @@ class Node:
     def metric_sum(self, name, text=None, label_filter=""):
         return sum(v for k, v in self.metric_values(name, text).items() if label_filter in k)
 
+    def wait_metric(self, name, want, timeout=20, label_filter=""):
+        """Waits until metric_sum(name) == want: a peer started in the background has
+        reached the node, however slowly the machine runs it."""
+        deadline = time.time() + timeout
+        while True:
+            got = self.metric_sum(name, label_filter=label_filter)
+            if got == want or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        assert got == want, "%s is %s after %ss, not %s" % (name, got, timeout, want)
+
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Signals the node and returns (exit code, seconds taken)."""
         start = time.time()
@@ -133,12 +144,17 @@ class Node:
 
 def run(tests):
     """Runs test functions; prints ok/FAIL per test; exits 1 if any failed."""
-    failed = 0
+    failed = []
     for t in tests:
         try:
             t()
             print("ok   %s" % t.__name__, flush=True)
         except Exception as e:  # noqa: BLE001 - report and go on
-            failed += 1
+            failed.append(t.__name__)
             print("FAIL %s: %s: %s" % (t.__name__, type(e).__name__, e), flush=True)
-    sys.exit(1 if failed else 0)
+    print("%d ok, %d failed%s" % (len(tests) - len(failed), len(failed),
+                                  ": " + ", ".join(failed) if failed else ""), flush=True)
+    sys.stderr.flush()
+    # Leaving without the interpreter's teardown: slixmpp's tasks, collected there,
+    # print tracebacks that would push the lines above out of a log's tail.
+    os._exit(1 if failed else 0)

@@ -93,7 +93,7 @@ def test_sip_watcher_sees_xmpp_user():
         relation(node, "alice", "bob", "from")      # bob may see alice
         relation(node, "bob", "alice", "to")
         w = start_sipp(node, "subscribe.xml", "alice", {"watcher": "bob"})
-        time.sleep(1.0)
+        node.wait_metric("sip_subscriptions", 1)   # alice still offline when it starts
         a = s.login("alice", send_presence=False)
         a.send_presence(pshow="away", pstatus="in the office MARK")
         s.settle(0.5)
@@ -196,7 +196,7 @@ def test_im_between_sip_and_xmpp():
         r = start_sipp(node, "register_hold.xml", "dave", {"pause": "3000"},
                        extra=("-oocsf", os.path.join(SCENARIOS, "message_accept.xml"),
                               "-trace_msg"))
-        time.sleep(1.0)
+        node.wait_metric("sip_registrations", 1)
         errors = asyncio.Queue()
         e.add_event_handler("message_error", lambda msg: errors.put_nowait(msg))
         e.send_message(mto="dave@localhost", mbody="hi phone", mtype="chat")
@@ -207,7 +207,7 @@ def test_im_between_sip_and_xmpp():
         # A refusal from the phone comes back as an XMPP error.
         r = start_sipp(node, "register_hold.xml", "dave", {"pause": "3000"},
                        extra=("-oocsf", os.path.join(SCENARIOS, "message_refuse.xml")))
-        time.sleep(1.0)
+        node.wait_metric("sip_registrations", 1)
         e.send_message(mto="dave@localhost", mbody="are you there", mtype="chat")
         err = s.wait(errors, timeout=15)
         assert err["error"]["condition"] == "recipient-unavailable", err
@@ -233,7 +233,7 @@ def test_watcher_info():
         # alice watches who watches her (RFC 3857); only she may.
         wi = start_sipp(node, "subscribe.xml", "alice",
                         {"watcher": "alice", "event": "presence.winfo"})
-        time.sleep(1.0)
+        node.wait_metric("sip_subscriptions", 1)
         pending = start_sipp(node, "subscribe.xml", "alice", {"watcher": "bob"})
         a = s.login("alice")
         s.wait(a.subscriptions, match=lambda p: p["type"] == "subscribe")
@@ -244,8 +244,12 @@ def test_watcher_info():
         finish(node, pending, "bob watching alice")
         seen_bob = notifies(node, pending)
         assert any("now MARK" in n for n in seen_bob), seen_bob
-        # The marker reaches the winfo run only through bob's entry: stop it by hand.
-        time.sleep(1.0)
+        # The marker reaches the winfo run only through bob's entry: stop it by hand
+        # once SIPp has logged bob's entry turning active.
+        deadline = time.time() + 20
+        while time.time() < deadline and not any(
+                "sip:bob@localhost" in n and 'status="active"' in n for n in notifies(node, wi)):
+            time.sleep(0.1)
         wi.kill()
         wi.wait()
         seen = notifies(node, wi)
