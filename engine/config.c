@@ -156,6 +156,9 @@ static const cfg_key_t cfg_keys[] = {
              "longer registrations and subscriptions are cut to this, s; 1..604800"),
     KEY_UINT("sip", "default_expires_s", sip_default_expires_s, "3600", 1, 604800, 0,
              "registration time when a REGISTER names none, s; 1..604800"),
+    KEY_UINT("sip", "max_unanswered", sip_max_unanswered, "20000", 0, 10000000, 0,
+             "requests a shard sent (NOTIFY, MESSAGE) waiting for an answer past which new "
+             "PUBLISH, SUBSCRIBE and MESSAGE get 503; 0 = no bound"),
     KEY_ENUM("sip", "auth", sip_auth, "digest", cfg_sip_auth_modes,
              "digest = REGISTER, SUBSCRIBE and PUBLISH need a user's password; off = no checks"),
     KEY_ENUM("sip", "digest", sip_digest, "sha256+md5", cfg_sip_digests,

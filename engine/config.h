@@ -101,6 +101,7 @@ typedef struct {
     unsigned sip_min_expires_s;     /* 60 */
     unsigned sip_max_expires_s;     /* 3600 */
     unsigned sip_default_expires_s; /* 3600 */
+    unsigned sip_max_unanswered;    /* 20000; 0: no bound */
     char sip_auth[16];              /* "digest" | "off" */
     char sip_digest[16];            /* "sha256+md5" | "sha256" | "md5" */
     char sip_trusted[192];          /* comma-separated IPs; empty: none */

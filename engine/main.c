@@ -115,6 +115,7 @@ static int main_sip(node_t *node, const cfg_t *cfg, tls_ctx_t **tls, char *err, 
         .min_expires_s = cfg->sip_min_expires_s,
         .max_expires_s = cfg->sip_max_expires_s,
         .default_expires_s = cfg->sip_default_expires_s,
+        .max_unanswered = cfg->sip_max_unanswered,
         .metrics = node_metrics(node),
     };
     sc.digest_algs = (uint8_t)((strstr(cfg->sip_digest, "sha256")

@@ -90,6 +90,7 @@ typedef struct {
     metric_id_t requests, responses, retransmissions, bad, bindings;
     metric_id_t subscriptions, notifies, publications, notify_retransmissions;
     metric_id_t gateway_lines;      /* + GW_STARTING, GW_ACTIVE, GW_WAITING */
+    metric_id_t overload_refusals;
 } sip_metric_ids_t;
 extern sip_metric_ids_t sip_mid;
 

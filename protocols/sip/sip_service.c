@@ -137,6 +137,10 @@ int sip_service_configure(const sip_service_config_t *cfg)
     sip_mid.notify_retransmissions = metrics_register(
         m, "sip_request_retransmissions_total",
         "Our requests (NOTIFY) sent again over UDP for want of a response.", METRIC_COUNTER);
+    sip_mid.overload_refusals = metrics_register(
+        m, "sip_overload_refusals_total",
+        "New requests refused with 503 while the shard's requests waited for answers past "
+        "[sip] max_unanswered.", METRIC_COUNTER);
     return 0;
 }
 
@@ -845,6 +849,23 @@ static void sip_forward_response(shard_t *sh, unsigned dst, const char *data, si
         free(f);
 }
 
+/* What a refused client waits before trying again, s. */
+#define SIP_OVERLOAD_RETRY_AFTER "5"
+
+/* Each NOTIFY a shard sends waits for its answer; when answers come back slower than
+ * NOTIFYs go out, or are lost to a full socket buffer (and every lost one makes its NOTIFY
+ * go out again, up to ten times), the backlog feeds itself. Past max_unanswered, work that
+ * fans out into more requests is refused (RFC 3261 §21.5.4) until the backlog drains:
+ * PUBLISH, MESSAGE and a SUBSCRIBE that starts a dialog. Refreshes and unsubscribes go
+ * on, and so do retransmissions of what was taken (the transaction answers them). */
+static bool sip_overloaded(const sip_shard_t *ss, const sip_msg_t *m)
+{
+    if (!sip_cfg.max_unanswered || ss->ctxns.count < sip_cfg.max_unanswered)
+        return false;
+    return m->method == SIP_METHOD_PUBLISH || m->method == SIP_METHOD_MESSAGE ||
+           (m->method == SIP_METHOD_SUBSCRIBE && !m->to.tag.len);
+}
+
 static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, size_t len,
                         sip_msg_transport_t tp)
 {
@@ -920,6 +941,13 @@ static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, si
             buf_fini(&kb);
             return;
         }
+    }
+    if (sip_overloaded(ss, m)) {
+        metric_inc(shard_metrics(sh), sip_mid.overload_refusals);
+        sip_reply_now(sh, o, key, m, 503, "Service Unavailable (overloaded)",
+                      "Retry-After: " SIP_OVERLOAD_RETRY_AFTER "\r\n");
+        buf_fini(&kb);
+        return;
     }
     switch (m->method) {
     case SIP_METHOD_OPTIONS:

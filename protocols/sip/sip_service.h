@@ -29,6 +29,9 @@ typedef struct sip_service_config {
     unsigned min_expires_s;     /* shorter registrations get 423 (RFC 3261 §10.3) */
     unsigned max_expires_s;     /* longer ones are cut to this */
     unsigned default_expires_s; /* when the request names none */
+    /* Our requests (NOTIFY, MESSAGE) a shard may have waiting for an answer before it
+     * refuses new PUBLISH, SUBSCRIBE and MESSAGE with 503; 0: no bound. */
+    unsigned max_unanswered;
     const char *via_host;       /* how peers reach this node: our Via and Contact host */
     unsigned port, tls_port;    /* and ports */
     bool auth;                  /* digest authentication of REGISTER, SUBSCRIBE, PUBLISH */

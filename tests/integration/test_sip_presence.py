@@ -596,6 +596,54 @@ def test_publish_refused_once_account_deleted():
         node.cleanup()
 
 
+def test_overload_refuses_new_work():
+    """Past [sip] max_unanswered NOTIFYs waiting for their answer, a shard refuses PUBLISH,
+    MESSAGE and a new SUBSCRIBE with 503 and Retry-After, still answers the rest, and takes
+    new work again once the answers come."""
+    import re
+    node, w = alice_and_her_watcher("max_unanswered = 1\n")
+    try:
+        w.subscribe("alice", 60, 1)
+        got = [w.recv(5), w.recv(5)]
+        notify = [d for d in got if d and d.startswith("NOTIFY ")]
+        assert len(notify) == 1, got       # left unanswered: one request waits
+
+        def request(method, cseq, extra="", body=""):
+            w.send("%s sip:alice@localhost SIP/2.0\r\n"
+                   "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKo%d;rport\r\n"
+                   "Max-Forwards: 70\r\nFrom: <sip:bob@localhost>;tag=ot\r\n"
+                   "To: <sip:alice@localhost>\r\nCall-ID: o%d@127.0.0.1\r\n"
+                   "CSeq: %d %s\r\n%sContent-Length: %d\r\n\r\n%s"
+                   % (method, w.port, cseq, cseq, cseq, method, extra, len(body), body))
+            while True:      # the NOTIFY's retransmissions are not what we wait for
+                r = w.recv(5)
+                if r is None or not r.startswith("NOTIFY "):
+                    return r
+
+        pidf = ('<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" '
+                'entity="sip:alice@localhost"><tuple id="t"><status><basic>open</basic>'
+                '</status></tuple></presence>')
+        r = request("PUBLISH", 10, "Event: presence\r\nExpires: 60\r\n"
+                    "Content-Type: application/pidf+xml\r\n", pidf)
+        assert status_of(r) == 503 and re.search(r"^Retry-After: *\d+\r$", r, re.M), r
+        r = request("MESSAGE", 11, "Content-Type: text/plain\r\n", "hi")
+        assert status_of(r) == 503, r
+        r = request("SUBSCRIBE", 12, "Event: presence\r\nExpires: 60\r\n"
+                    "Contact: <sip:bob@127.0.0.1:%d>\r\n" % w.port)
+        assert status_of(r) == 503, r
+        assert status_of(request("OPTIONS", 13)) == 200
+        assert node.metric_sum("sip_overload_refusals_total") == 3
+        # The answer drains the backlog: the same PUBLISH is taken.
+        w.answer(notify[0])
+        r = request("PUBLISH", 14, "Event: presence\r\nExpires: 60\r\n"
+                    "Content-Type: application/pidf+xml\r\n", pidf)
+        assert status_of(r) == 200 and "SIP-ETag:" in r, r
+        assert node.metric_sum("sip_overload_refusals_total") == 3
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 def test_sip_over_tls():
     import socket
     import ssl
@@ -634,5 +682,6 @@ if __name__ == "__main__":
         test_notify_contact_names_the_flow,
         test_notify_answer_matched_by_branch_and_cseq,
         test_publish_refused_once_account_deleted,
+        test_overload_refuses_new_work,
         test_sip_over_tls,
     ])

@@ -52,6 +52,7 @@ static const struct {
     { "sip", "min_expires_s", "1" },
     { "sip", "max_expires_s", "604800" },
     { "sip", "default_expires_s", "600" },
+    { "sip", "max_unanswered", "0" },
     { "sip", "auth", "off" },
     { "sip", "digest", "md5" },
     { "sip", "trusted", "192.0.2.10, 2001:db8::5" },
