@@ -849,8 +849,11 @@ static void sb_on_response(sb_worker_t *w, const sip_msg_t *m, uint64_t now)
     } else {
         sb_pub_t *p = &w->pubs[local];
         const sip_hdr_t *et = sip_msg_get(m, SIP_HDR_SIP_ETAG);
-        if (k == RQ_UNPUBLISH || !ok || !et || !sb_copy_tag(w, et->value, p->etag, &p->etag_len))
-            p->etag_len = 0;    /* 412 and the like: the next one starts afresh */
+        /* A refusal (503 and the like) leaves the publication as it was: the next PUBLISH
+         * modifies it still; after 412 it is gone and the next one starts afresh. */
+        if (k == RQ_UNPUBLISH || m->status == 412 ||
+            (ok && (!et || !sb_copy_tag(w, et->value, p->etag, &p->etag_len))))
+            p->etag_len = 0;
         w->prime_ok += ok && rq->phase == SB_PH_PRIME;
         if (k == RQ_PUBLISH && rq->phase >= SB_PH_STAGE) {
             sb_stage_t *st = &w->stage[rq->phase - SB_PH_STAGE];
