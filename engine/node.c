@@ -320,6 +320,12 @@ static int node_listen(node_t *n, node_listener_t *l, unsigned backlog, char *er
     int rcvbuf = 4 << 20;
     if (l->dgram && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    /* A protocol falling behind needs to know: each datagram says when the kernel queued
+     * it, and how many its socket has dropped so far for want of room. */
+    if (l->dgram) {
+        setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+    }
     /* One listening socket per shard on the same address: the kernel spreads
      * new connections across them. */
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||

@@ -117,6 +117,7 @@ struct shard {
         uint64_t arg2;
     } *durable;
     uint32_t durable_count, durable_cap;
+    uint32_t dgram_wait_us;     /* the datagram being handled: shard_datagram_wait_us */
 };
 
 shard_metric_ids_t shard_mid;
@@ -174,6 +175,9 @@ void shard_metrics_register(metrics_t *m)
         m, "datagrams_dropped_total",
         "Datagrams lost: truncated on receive, refused for too many in flight, or failed.",
         METRIC_COUNTER);
+    shard_mid.dgrams_queue_drops = metrics_register(
+        m, "datagram_queue_drops_total",
+        "Datagrams the kernel dropped at a shard's full socket receive queue.", METRIC_COUNTER);
     shard_mid.recv_starved = metrics_register(
         m, "receive_buffer_exhausted_total",
         "Times a receive stopped because the shard's receive buffers were all in use.",
@@ -754,12 +758,22 @@ void shard_datagram(shard_t *sh, unsigned listener, const struct sockaddr *from,
     metric_inc(sh->cfg.metrics, shard_mid.dgrams_in);
     metric_add(sh->cfg.metrics, shard_mid.bytes_in, len);
     sh->cfg.listeners[listener].dgram->on_datagram(sh, listener, from, from_len, data, len);
+    sh->dgram_wait_us = 0;
 }
 
 void shard_datagram_dropped(shard_t *sh)
 {
     metric_inc(sh->cfg.metrics, shard_mid.dgrams_dropped);
 }
+
+void shard_datagram_queue_drops(shard_t *sh, uint32_t n)
+{
+    metric_add(sh->cfg.metrics, shard_mid.dgrams_queue_drops, n);
+}
+
+void shard_datagram_queue_wait(shard_t *sh, uint32_t us) { sh->dgram_wait_us = us; }
+
+uint32_t shard_datagram_wait_us(const shard_t *sh) { return sh->dgram_wait_us; }
 
 /* --- driver reports --- */
 

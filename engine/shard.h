@@ -81,6 +81,10 @@ typedef struct dgram_proto {
  * counted), -ENOTSUP (no such datagram listener or the driver has none). */
 int shard_send_datagram(shard_t *sh, unsigned listener, const struct sockaddr *to,
                         socklen_t to_len, const void *data, size_t len);
+/* In on_datagram: how long the datagram waited in the socket's receive queue before the
+ * shard read it, µs (0: not known). Past a few milliseconds the shard is behind what it is
+ * sent, whatever the peers' round trips. */
+uint32_t shard_datagram_wait_us(const shard_t *sh);
 
 /* Why a connection closed; also the label of presenced_connections_closed_total. */
 typedef enum {

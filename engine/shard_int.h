@@ -79,7 +79,7 @@ typedef struct {
 typedef struct {
     metric_id_t accepted, closed, open, bytes_in, bytes_out, turns, overflows,
         handoffs_out, handoffs_in, accept_errors, recv_starved, commits, commit_errors,
-        commit_writes, commit_us, dgrams_in, dgrams_out, dgrams_dropped;
+        commit_writes, commit_us, dgrams_in, dgrams_out, dgrams_dropped, dgrams_queue_drops;
 } shard_metric_ids_t;
 
 extern shard_metric_ids_t shard_mid;
@@ -122,6 +122,11 @@ void shard_datagram(shard_t *sh, unsigned listener, const struct sockaddr *from,
                     socklen_t from_len, const char *data, size_t len);
 /* A datagram was lost (truncated on receive, or failed on send): counted. */
 void shard_datagram_dropped(shard_t *sh);
+/* The kernel dropped n more datagrams at a full queue of the shard's socket (SO_RXQ_OVFL,
+ * learnt from the next datagram that got in): counted, and when noted. */
+void shard_datagram_queue_drops(shard_t *sh, uint32_t n);
+/* The next datagram passed to shard_datagram waited us µs in the socket's queue. */
+void shard_datagram_queue_wait(shard_t *sh, uint32_t us);
 /* Accept failed for want of descriptors or memory: counted. */
 void shard_accept_failed(shard_t *sh, int err);
 

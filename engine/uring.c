@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,6 +92,7 @@ struct uring_shard {
     int listen_fds[SHARD_LISTENERS_MAX];
     bool accept_armed[SHARD_LISTENERS_MAX];
     struct msghdr dgram_hdr[SHARD_LISTENERS_MAX];   /* what recvmsg fills in */
+    uint32_t dgram_drops[SHARD_LISTENERS_MAX];      /* the socket's SO_RXQ_OVFL count */
     uring_dgram_t *dgram_sending;                   /* in flight, for destroy */
     uint32_t dgram_inflight;
     bool listeners_closed;
@@ -195,6 +197,35 @@ static bool uring_is_dgram(const uring_shard_t *u, unsigned i)
     return (u->cfg.dgram_mask >> i) & 1u;
 }
 
+/* What the node asked each datagram to carry (node.c): when the kernel queued it
+ * (SO_TIMESTAMPNS), and how many its socket had dropped at a full queue before it got in
+ * (SO_RXQ_OVFL, present when not zero). */
+static void uring_dgram_cmsgs(uring_shard_t *u, unsigned li, struct io_uring_recvmsg_out *o,
+                              struct msghdr *h)
+{
+    for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(o, h); c;
+         c = io_uring_recvmsg_cmsg_nexthdr(o, h, c)) {
+        if (c->cmsg_level != SOL_SOCKET)
+            continue;
+        if (c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
+            uint32_t n;
+            memcpy(&n, CMSG_DATA(c), sizeof(n));
+            if (n != u->dgram_drops[li])
+                shard_datagram_queue_drops(u->sh, n - u->dgram_drops[li]);   /* wraps */
+            u->dgram_drops[li] = n;
+        } else if (c->cmsg_type == SCM_TIMESTAMPNS &&
+                   c->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+            struct timespec at, now;
+            memcpy(&at, CMSG_DATA(c), sizeof(at));
+            clock_gettime(CLOCK_REALTIME, &now);
+            int64_t us = ((int64_t)now.tv_sec - at.tv_sec) * 1000000 +
+                         (now.tv_nsec - at.tv_nsec) / 1000;
+            shard_datagram_queue_wait(u->sh, us <= 0 ? 0 : us > UINT32_MAX ? UINT32_MAX
+                                                                         : (uint32_t)us);
+        }
+    }
+}
+
 static void uring_arm_accept(uring_shard_t *u, unsigned i)
 {
     if (u->listeners_closed || u->accept_armed[i])
@@ -202,10 +233,12 @@ static void uring_arm_accept(uring_shard_t *u, unsigned i)
     struct io_uring_sqe *sqe = uring_sqe(u);
     if (uring_is_dgram(u, i)) {
         /* Each receive fills one provided buffer with a recvmsg header, the
-         * peer's address and the payload. */
+         * peer's address, room for the datagram's queue time and its socket's drop
+         * count, and the payload. */
         struct msghdr *h = &u->dgram_hdr[i];
         memset(h, 0, sizeof(*h));
         h->msg_namelen = sizeof(struct sockaddr_storage);
+        h->msg_controllen = CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(struct timespec));
         io_uring_prep_recvmsg_multishot(sqe, u->listen_fds[i], h, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = URING_BUFFER_GROUP;
@@ -445,6 +478,7 @@ static void uring_on_dgram(uring_shard_t *u, uint64_t ud, int res, uint32_t flag
         struct io_uring_recvmsg_out *o =
             res > 0 ? io_uring_recvmsg_validate(buf, res, h) : NULL;
         if (o && !(o->flags & MSG_TRUNC) && o->namelen <= h->msg_namelen) {
+            uring_dgram_cmsgs(u, li, o, h);
             shard_datagram(u->sh, li, io_uring_recvmsg_name(o), (socklen_t)o->namelen,
                            io_uring_recvmsg_payload(o, h),
                            io_uring_recvmsg_payload_length(o, res, h));

@@ -644,6 +644,58 @@ def test_overload_refuses_new_work():
         node.cleanup()
 
 
+def test_overload_a_shard_behind_its_queue():
+    """A PUBLISH that waited in the node's socket queue (the node stopped, as a shard that
+    falls behind) is refused with 503; one read at once is taken. Datagrams the full queue
+    dropped meanwhile are counted."""
+    import signal
+    node, w = alice_and_her_watcher()
+    try:
+        def pub(cseq):
+            body = ('<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" '
+                    'entity="sip:alice@localhost"><tuple id="t"><status><basic>open</basic>'
+                    '</status></tuple></presence>')
+            w.send("PUBLISH sip:alice@localhost SIP/2.0\r\n"
+                   "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bKq%d;rport\r\n"
+                   "Max-Forwards: 70\r\nFrom: <sip:alice@localhost>;tag=qt\r\n"
+                   "To: <sip:alice@localhost>\r\nCall-ID: q%d@127.0.0.1\r\n"
+                   "CSeq: %d PUBLISH\r\nEvent: presence\r\nExpires: 60\r\n"
+                   "Content-Type: application/pidf+xml\r\nContent-Length: %d\r\n\r\n%s"
+                   % (w.port, cseq, cseq, cseq, len(body), body))
+
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        try:
+            pub(1)                  # first in the queue: read 300 ms late
+            time.sleep(0.3)
+        finally:
+            os.kill(node.proc.pid, signal.SIGCONT)
+        r = w.recv(10)
+        assert status_of(r) == 503 and "Retry-After:" in r, r
+        assert node.metric_sum("sip_overload_refusals_total") == 1
+        # Read as it comes: taken (a slow machine may hold one up; a fresh one follows).
+        for cseq in (2, 3, 4):
+            pub(cseq)
+            r = w.recv(10)
+            if status_of(r) == 200:
+                break
+        assert status_of(r) == 200, r
+        # A queue overrun: what did not fit is counted when the next datagram gets in.
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        try:
+            for _ in range(20000):
+                w.sock.sendto(b"x", ("127.0.0.1", node.sip_port))
+        finally:
+            os.kill(node.proc.pid, signal.SIGCONT)
+        deadline = time.time() + 10
+        while node.metric_sum("datagram_queue_drops_total") == 0 and time.time() < deadline:
+            w.sock.sendto(b"x", ("127.0.0.1", node.sip_port))
+            time.sleep(0.1)
+        assert node.metric_sum("datagram_queue_drops_total") > 0
+    finally:
+        node.stop()
+        node.cleanup()
+
+
 def test_sip_over_tls():
     import socket
     import ssl
@@ -683,5 +735,6 @@ if __name__ == "__main__":
         test_notify_answer_matched_by_branch_and_cseq,
         test_publish_refused_once_account_deleted,
         test_overload_refuses_new_work,
+        test_overload_a_shard_behind_its_queue,
         test_sip_over_tls,
     ])
