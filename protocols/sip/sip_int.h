@@ -80,6 +80,11 @@ typedef struct sip_shard {
     uint64_t next_id;
     uint64_t branch_seq;        /* our requests' branches: a counter behind a random prefix */
     char branch_prefix[9];
+    /* The UDP queue's standing delay (sip_queue_watch): the least wait of the datagrams
+     * read in the current interval, and whether the last interval's least was too long. */
+    uint64_t queue_interval_end_ms;
+    uint32_t queue_min_wait_us;
+    bool queue_standing;
     buf_t scratch;              /* a request being composed (reused: no allocation each) */
     sip_msg_t msg;              /* the message being handled (6 KiB: not on the stack) */
 } sip_shard_t;

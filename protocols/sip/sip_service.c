@@ -139,8 +139,8 @@ int sip_service_configure(const sip_service_config_t *cfg)
         "Our requests (NOTIFY) sent again over UDP for want of a response.", METRIC_COUNTER);
     sip_mid.overload_refusals = metrics_register(
         m, "sip_overload_refusals_total",
-        "New requests refused with 503 while the shard was behind: the request waited 10 ms "
-        "in the socket's queue, or [sip] max_unanswered requests waited for answers.",
+        "New requests refused with 503 while the shard was behind: a standing backlog in its "
+        "UDP queue, or [sip] max_unanswered requests waiting for answers.",
         METRIC_COUNTER);
     return 0;
 }
@@ -852,27 +852,48 @@ static void sip_forward_response(shard_t *sh, unsigned dst, const char *data, si
 
 /* What a refused client waits before trying again, s. */
 #define SIP_OVERLOAD_RETRY_AFTER "5"
-/* A request that waited this long in the socket's queue finds the shard behind: well below
- * what the queue holds at a shard's peak (4 MiB, some 3,500 datagrams: 40 ms at 90,000/s),
- * above what it waits when the shard keeps up (a few ms at the p99). Measured past the
- * peak, 20 and 15 ms still let the queue overflow into a storm of retransmissions; 10 ms
- * held the node at its peak rate with p99 under 50 ms. */
-#define SIP_OVERLOAD_WAIT_US 10000
+/* A shard is behind when its UDP queue holds a standing backlog: even the datagram that
+ * waited least in the last SIP_QUEUE_INTERVAL_MS waited SIP_QUEUE_TARGET_US (the way CoDel,
+ * RFC 8289, tells a standing queue from a burst, which leaves it empty now and then). A
+ * request that waited SIP_QUEUE_LIMIT_US finds it behind at once: past that the 4 MiB queue
+ * (some 3,500 datagrams, 40 ms at a shard's 90,000/s) is close to overflowing. Measured past
+ * the peak, a single bound of 20 or 15 ms let the queue overflow into a storm of
+ * retransmissions; one of 10 ms held the node, but bursts made it refuse PUBLISHes at two
+ * thirds of the peak too. */
+#define SIP_QUEUE_TARGET_US 5000
+#define SIP_QUEUE_INTERVAL_MS 100
+#define SIP_QUEUE_LIMIT_US 20000
+
+static void sip_queue_watch(shard_t *sh, sip_shard_t *ss)
+{
+    uint64_t now = shard_now_ms(sh);
+    if (now >= ss->queue_interval_end_ms) {
+        /* An interval without datagrams, or a gap after it, says nothing of a backlog. */
+        ss->queue_standing = now < ss->queue_interval_end_ms + SIP_QUEUE_INTERVAL_MS &&
+                             ss->queue_min_wait_us != UINT32_MAX &&
+                             ss->queue_min_wait_us >= SIP_QUEUE_TARGET_US;
+        ss->queue_interval_end_ms = now + SIP_QUEUE_INTERVAL_MS;
+        ss->queue_min_wait_us = UINT32_MAX;
+    }
+    uint32_t w = shard_datagram_wait_us(sh);
+    if (w < ss->queue_min_wait_us)
+        ss->queue_min_wait_us = w;
+}
 
 /* Each NOTIFY a shard sends waits for its answer. When answers come in faster than the shard
  * reads them, the socket's queue fills and drops some, and over UDP every lost answer sends
  * its NOTIFY again (up to ten times): the load feeds itself, and past the peak latency grew
- * to seconds. So while the shard is behind (the request waited SIP_OVERLOAD_WAIT_US in the
- * queue, or max_unanswered requests of ours wait for answers), work that fans out into
- * more requests is refused (RFC 3261 §21.5.4): PUBLISH, MESSAGE and a SUBSCRIBE that starts
- * a dialog. Refreshes and unsubscribes go on, and so do retransmissions of what was taken
- * (its transaction answers them). */
+ * to seconds. So while the shard is behind (a standing queue, a request that waited
+ * SIP_QUEUE_LIMIT_US, or max_unanswered requests of ours waiting for answers), work that
+ * fans out into more requests is refused (RFC 3261 §21.5.4): PUBLISH, MESSAGE and a
+ * SUBSCRIBE that starts a dialog. Refreshes and unsubscribes go on, and so do
+ * retransmissions of what was taken (its transaction answers them). */
 static bool sip_overloaded(shard_t *sh, const sip_shard_t *ss, const sip_msg_t *m)
 {
     if (m->method != SIP_METHOD_PUBLISH && m->method != SIP_METHOD_MESSAGE &&
         (m->method != SIP_METHOD_SUBSCRIBE || m->to.tag.len))
         return false;
-    if (shard_datagram_wait_us(sh) >= SIP_OVERLOAD_WAIT_US)
+    if (ss->queue_standing || shard_datagram_wait_us(sh) >= SIP_QUEUE_LIMIT_US)
         return true;
     return sip_cfg.max_unanswered && ss->ctxns.count >= sip_cfg.max_unanswered;
 }
@@ -1012,6 +1033,7 @@ static void sip_udp_datagram(shard_t *sh, unsigned listener, const struct sockad
     sip_origin_t o = { .shard = (uint16_t)shard_id(sh), .listener = (uint16_t)listener,
                        .peer_len = from_len };
     memcpy(&o.peer, from, from_len);
+    sip_queue_watch(sh, sip_of(sh));
     sip_receive(sh, &o, data, len, SIP_MSG_DATAGRAM);
 }
 
