@@ -9,6 +9,7 @@
 #include "engine/presence.h"
 #include "engine/shard.h"
 #include "protocols/sip/sip_msg.h"
+#include "protocols/sip/sip_queue.h"
 #include "protocols/sip/sip_service.h"
 
 /* Bindings per address of record: a phone, a softphone, a few more. */
@@ -80,11 +81,7 @@ typedef struct sip_shard {
     uint64_t next_id;
     uint64_t branch_seq;        /* our requests' branches: a counter behind a random prefix */
     char branch_prefix[9];
-    /* The UDP queue's standing delay (sip_queue_watch): the least wait of the datagrams
-     * read in the current interval, and whether the last interval's least was too long. */
-    uint64_t queue_interval_end_ms;
-    uint32_t queue_min_wait_us;
-    bool queue_standing;
+    sip_queue_t queue;          /* how long datagrams wait in the UDP socket's queue */
     buf_t scratch;              /* a request being composed (reused: no allocation each) */
     sip_msg_t msg;              /* the message being handled (6 KiB: not on the stack) */
 } sip_shard_t;

@@ -187,6 +187,7 @@ sip_shard_t *sip_of(shard_t *sh)
         sip_tag(rnd);
         memcpy(ss->branch_prefix, rnd, 8);
         buf_init(&ss->scratch);
+        sip_queue_init(&ss->queue);
         sip_table_init(&ss->txns, 1024, offsetof(sip_txn_t, key));
         sip_table_init(&ss->aors, 1024, offsetof(sip_aor_t, key));
         sip_presence_init(ss);
@@ -852,34 +853,6 @@ static void sip_forward_response(shard_t *sh, unsigned dst, const char *data, si
 
 /* What a refused client waits before trying again, s. */
 #define SIP_OVERLOAD_RETRY_AFTER "5"
-/* A shard is behind when its UDP queue holds a standing backlog: even the datagram that
- * waited least in the last SIP_QUEUE_INTERVAL_MS waited SIP_QUEUE_TARGET_US (the way CoDel,
- * RFC 8289, tells a standing queue from a burst, which leaves it empty now and then). A
- * request that waited SIP_QUEUE_LIMIT_US finds it behind at once: past that the 4 MiB queue
- * (some 3,500 datagrams, 40 ms at a shard's 90,000/s) is close to overflowing. Measured past
- * the peak, a single bound of 20 or 15 ms let the queue overflow into a storm of
- * retransmissions; one of 10 ms held the node, but bursts made it refuse PUBLISHes at two
- * thirds of the peak too. */
-#define SIP_QUEUE_TARGET_US 5000
-#define SIP_QUEUE_INTERVAL_MS 100
-#define SIP_QUEUE_LIMIT_US 20000
-
-static void sip_queue_watch(shard_t *sh, sip_shard_t *ss)
-{
-    uint64_t now = shard_now_ms(sh);
-    if (now >= ss->queue_interval_end_ms) {
-        /* An interval without datagrams, or a gap after it, says nothing of a backlog. */
-        ss->queue_standing = now < ss->queue_interval_end_ms + SIP_QUEUE_INTERVAL_MS &&
-                             ss->queue_min_wait_us != UINT32_MAX &&
-                             ss->queue_min_wait_us >= SIP_QUEUE_TARGET_US;
-        ss->queue_interval_end_ms = now + SIP_QUEUE_INTERVAL_MS;
-        ss->queue_min_wait_us = UINT32_MAX;
-    }
-    uint32_t w = shard_datagram_wait_us(sh);
-    if (w < ss->queue_min_wait_us)
-        ss->queue_min_wait_us = w;
-}
-
 /* Each NOTIFY a shard sends waits for its answer. When answers come in faster than the shard
  * reads them, the socket's queue fills and drops some, and over UDP every lost answer sends
  * its NOTIFY again (up to ten times): the load feeds itself, and past the peak latency grew
@@ -893,7 +866,7 @@ static bool sip_overloaded(shard_t *sh, const sip_shard_t *ss, const sip_msg_t *
     if (m->method != SIP_METHOD_PUBLISH && m->method != SIP_METHOD_MESSAGE &&
         (m->method != SIP_METHOD_SUBSCRIBE || m->to.tag.len))
         return false;
-    if (ss->queue_standing || shard_datagram_wait_us(sh) >= SIP_QUEUE_LIMIT_US)
+    if (sip_queue_behind(&ss->queue, shard_datagram_wait_us(sh)))
         return true;
     return sip_cfg.max_unanswered && ss->ctxns.count >= sip_cfg.max_unanswered;
 }
@@ -1033,7 +1006,7 @@ static void sip_udp_datagram(shard_t *sh, unsigned listener, const struct sockad
     sip_origin_t o = { .shard = (uint16_t)shard_id(sh), .listener = (uint16_t)listener,
                        .peer_len = from_len };
     memcpy(&o.peer, from, from_len);
-    sip_queue_watch(sh, sip_of(sh));
+    sip_queue_observe(&sip_of(sh)->queue, shard_now_ms(sh), shard_datagram_wait_us(sh));
     sip_receive(sh, &o, data, len, SIP_MSG_DATAGRAM);
 }
 
