@@ -7,7 +7,7 @@
 #   bench/sip_compare.sh [-b BUILD_DIR] [-n PRESENTITIES] [-m WATCHERS] [-r RUNS]
 #                        [-s SWEEP] [-S KAMAILIO_SWEEP] [-d SECONDS] [-w WINDOW]
 #                        [-k KAMAILIO_CHILDREN] [-t THREADS] [-o SOCKETS] [-i IDLE]
-#                        [-P] [-B] [-T]
+#                        [-W WAKE_BATCH] [-P] [-B] [-T]
 #
 # Installs what is missing (kamailio, kamailio-presence-modules; db_text ships
 # with kamailio), builds presenced, presencectl and sipbench in BUILD_DIR
@@ -39,6 +39,9 @@
 # cores, and at presenced's peak that third, not the server, set the rate
 # measured (one thread: at most 139,000 NOTIFYs/s, p99 ~200 ms past 120,000;
 # two: 180,000 at p99 7 ms). Kamailio gets the same generator.
+# -W WAKE_BATCH has each generator thread sleep until that many completions
+# are ready or 100 us after the first (sipbench --wake-batch) instead of
+# waking for every datagram, a wake-up the server's send pays over loopback.
 # Every run waits IDLE seconds (-i, default 35) between subscribing and the
 # first stage: past the 32 s presenced keeps each SUBSCRIBE's server
 # transaction, and past the 10-15 s Kamailio spends after a set-up of 20,000
@@ -101,7 +104,8 @@ rcvbuf=0
 idle=35
 tcp=0
 sockets_set=0
-while getopts b:n:m:r:s:S:d:w:k:t:o:i:PBT o; do
+wake_batch=1
+while getopts b:n:m:r:s:S:d:w:k:t:o:i:W:PBT o; do
     case $o in
         b) build=$OPTARG ;;
         n) pres=$OPTARG ;;
@@ -115,10 +119,11 @@ while getopts b:n:m:r:s:S:d:w:k:t:o:i:PBT o; do
         t) threads=$OPTARG ;;
         o) sockets=$OPTARG; sockets_set=1 ;;
         i) idle=$OPTARG ;;
+        W) wake_batch=$OPTARG ;;
         P) presenced_only=1 ;;
         B) rcvbuf=1 ;;
         T) tcp=1 ;;
-        *) sed -n '2,76p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,86p' "$0" >&2; exit 2 ;;
     esac
 done
 transport=udp
@@ -312,7 +317,7 @@ run_one() {
     drops0=$(udp_drops "$port")
     timeout 1800 "$build/bench/sipbench" run --port "$port" --presentities "$pres" \
         --watchers "$watchers" --transport "$transport" --threads "$threads" \
-        --sockets "$sockets" --window "$window" \
+        --sockets "$sockets" --window "$window" --wake-batch "$wake_batch" \
         --server-pid "$pid" --label "$server" --commit "$commit" \
         --json "$work/$server-$tag.json" "$@" >"$work/$server-$tag.out" \
         2>"$work/$server-$tag.err" || rc=$?

@@ -52,6 +52,10 @@
  * Several sockets per worker spread the datagrams over a server's SO_REUSEPORT sockets
  * (the kernel picks one by the 4-tuple). Receives are multishot into a provided-buffer
  * ring; each datagram sent is copied into a send slot that lives until its completion.
+ * A worker wakes for every completion, or with --wake-batch N sleeps until N are ready
+ * or --wake-usec (default 100) after the first (engine/uring_wait.h), reading a latency
+ * up to that late: woken for each datagram, it has the server's send pay the wake-up,
+ * which over loopback is the server's CPU (bench/RESULTS.md measures both ways).
  * Responses are read with presenced's zero-copy SIP parser
  * (protocols/sip/sip_msg.h); a NOTIFY is read for what a watcher needs of it, and its 200
  * written from the lines it copies (sb_notify_quick), the parser and its response writer
@@ -93,6 +97,7 @@
 #include "engine/buf.h"
 #include "engine/bufring.h"
 #include "engine/clock.h"
+#include "engine/uring_wait.h"
 #include "protocols/sip/sip_msg.h"
 
 /* ---- Limits ------------------------------------------------------------------------ */
@@ -166,6 +171,8 @@ typedef struct {
     unsigned n_rates;
     double duration_s, settle_s, quiet_s, phase_timeout_s, timeout_s;
     double idle_s;              /* wait after subscribing before the second memory sample */
+    unsigned wake_batch;        /* completions a worker sleeps for (1: wake for each) */
+    unsigned wake_usec;         /* ... or this long after the first */
     int server_pid;
     const char *json_path;
     const char *commit;
@@ -193,6 +200,8 @@ static sb_opts_t opt = {
     .quiet_s = 1,
     .phase_timeout_s = 120,
     .timeout_s = 32,
+    .wake_batch = 1,
+    .wake_usec = 100,
     .label = "server",
 };
 
@@ -1485,7 +1494,7 @@ static void *sb_worker_main(void *arg)
         struct __kernel_timespec ts = { .tv_sec = (long long)(wait_ns / 1000000000u),
                                         .tv_nsec = (long long)(wait_ns % 1000000000u) };
         struct io_uring_cqe *cqe;
-        rc = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+        rc = uring_wait_batch(&w->ring, opt.wake_batch, opt.wake_usec, &ts);
         if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
             PANIC("worker %u: io_uring_enter: %s", w->id, strerror(-rc));
         now = clk_monotonic_ns();
@@ -2249,6 +2258,7 @@ static void sb_usage(void)
             "                [--sources S] [--window W] [--subscribe-rate R] [--expires S]\n"
             "                [--rates R1,R2,...] [--duration S] [--settle S] [--quiet S]\n"
             "                [--timeout S] [--phase-timeout S] [--idle S] [--server-pid PID]\n"
+            "                [--wake-batch N] [--wake-usec U]\n"
             "                [--json FILE] [--commit C] [--label NAME]\n"
             "exit: 0 done, 2 usage, 3 done with errors, 1 could not run or lost a TCP "
             "connection\n");
@@ -2304,6 +2314,8 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--quiet")) opt.quiet_s = atof(v);
         else if (!strcmp(a, "--timeout")) opt.timeout_s = atof(v);
         else if (!strcmp(a, "--idle")) opt.idle_s = atof(v);
+        else if (!strcmp(a, "--wake-batch")) opt.wake_batch = (unsigned)atoi(v);
+        else if (!strcmp(a, "--wake-usec")) opt.wake_usec = (unsigned)atoi(v);
         else if (!strcmp(a, "--phase-timeout")) opt.phase_timeout_s = atof(v);
         else if (!strcmp(a, "--server-pid")) opt.server_pid = atoi(v);
         else if (!strcmp(a, "--json")) opt.json_path = v;
