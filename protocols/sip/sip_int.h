@@ -82,6 +82,7 @@ typedef struct sip_shard {
     uint64_t branch_seq;        /* our requests' branches: a counter behind a random prefix */
     char branch_prefix[9];
     sip_queue_t queue;          /* how long datagrams wait in the UDP socket's queue */
+    bool full;                  /* max_unanswered of ctxns: counted in sip_shards_full */
     buf_t scratch;              /* a request being composed (reused: no allocation each) */
     sip_msg_t msg;              /* the message being handled (6 KiB: not on the stack) */
 } sip_shard_t;
@@ -97,6 +98,8 @@ typedef struct {
 extern sip_metric_ids_t sip_mid;
 
 sip_shard_t *sip_of(shard_t *sh);
+/* After ctxns grew or shrank: tells the other shards whether this one is at max_unanswered. */
+void sip_unanswered_changed(sip_shard_t *ss);
 /* Sends bytes on the origin's flow (owning shard only). */
 void sip_send(shard_t *sh, const sip_origin_t *o, const void *data, size_t len);
 /* A response to m with a fresh To tag (when m's To has none) into out. */

@@ -241,6 +241,7 @@ static void sip_ctxn_free(sip_ctxn_t *c);
 static void sip_ctxn_unlink(sip_shard_t *ss, sip_ctxn_t *c)
 {
     sip_table_del(&ss->ctxns, c);
+    sip_unanswered_changed(ss);
     timer_cancel(shard_timers(ss->sh), &c->timer);
     sip_ctxn_free(c);
 }
@@ -359,6 +360,7 @@ static void sip_ctxn_start(shard_t *sh, sip_ctxn_t *c)
     timer_arm(shard_timers(sh), &c->timer,
               c->origin.stream ? c->deadline_ms : shard_now_ms(sh) + c->interval_ms);
     sip_table_add(&sip_of(sh)->ctxns, c);
+    sip_unanswered_changed(sip_of(sh));
     sip_send(sh, &c->origin, c->bytes, c->len);
     if (c->kind == OUT_NOTIFY)
         metric_inc(shard_metrics(sh), sip_mid.notifies);

@@ -21,7 +21,12 @@ void sip_queue_observe(sip_queue_t *q, uint64_t now_ms, uint32_t wait_us)
         q->min_wait_us = wait_us;
 }
 
-bool sip_queue_behind(const sip_queue_t *q, uint32_t wait_us)
+bool sip_queue_behind(const sip_queue_t *q, uint64_t now_ms, uint32_t wait_us)
 {
-    return q->standing || wait_us >= SIP_QUEUE_LIMIT_US;
+    return now_ms < sip_queue_standing_until(q) || wait_us >= SIP_QUEUE_LIMIT_US;
+}
+
+uint64_t sip_queue_standing_until(const sip_queue_t *q)
+{
+    return q->standing ? q->interval_end_ms : 0;
 }

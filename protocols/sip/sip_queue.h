@@ -34,7 +34,12 @@ void sip_queue_init(sip_queue_t *q);
 /* A datagram taken at now_ms that had waited wait_us in the queue. */
 void sip_queue_observe(sip_queue_t *q, uint64_t now_ms, uint32_t wait_us);
 
-/* Whether a request that waited wait_us should find the shard behind. */
-bool sip_queue_behind(const sip_queue_t *q, uint32_t wait_us);
+/* Whether a request taken at now_ms that waited wait_us should find the shard behind. A
+ * standing verdict holds for the interval after the one it was read from: a shard that
+ * stops receiving is not behind for ever. */
+bool sip_queue_behind(const sip_queue_t *q, uint64_t now_ms, uint32_t wait_us);
+
+/* Until when (ms) the queue's standing verdict holds; 0 when it is not standing. */
+uint64_t sip_queue_standing_until(const sip_queue_t *q);
 
 #endif

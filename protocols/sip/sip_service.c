@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -35,6 +36,39 @@
 sip_service_config_t sip_cfg;
 static char sip_domain[256];
 sip_metric_ids_t sip_mid;
+
+/* Whether the node is behind, for every shard to read. A PUBLISH taken on one shard fans
+ * out into NOTIFYs that wait for their answers on the shards of the watchers' flows, so
+ * one shard's backlog is grown by work the others admit: each refuses new work while any
+ * is behind. Relaxed: a verdict read a little late admits a request or two more. */
+static _Atomic unsigned sip_shards_full;        /* shards at max_unanswered */
+static _Atomic uint64_t sip_standing_until_ms;  /* a shard's queue stands until then */
+
+void sip_unanswered_changed(sip_shard_t *ss)
+{
+    bool full = sip_cfg.max_unanswered && ss->ctxns.count >= sip_cfg.max_unanswered;
+    if (full == ss->full)
+        return;
+    ss->full = full;
+    if (full)
+        atomic_fetch_add_explicit(&sip_shards_full, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(&sip_shards_full, 1, memory_order_relaxed);
+}
+
+/* A datagram read after waiting wait_us: the shard's queue verdict, shared once per
+ * interval that it stands. */
+static void sip_queue_observed(shard_t *sh, uint32_t wait_us)
+{
+    sip_shard_t *ss = sip_of(sh);
+    sip_queue_observe(&ss->queue, shard_now_ms(sh), wait_us);
+    uint64_t until = sip_queue_standing_until(&ss->queue);
+    uint64_t seen = atomic_load_explicit(&sip_standing_until_ms, memory_order_relaxed);
+    while (until > seen &&
+           !atomic_compare_exchange_weak_explicit(&sip_standing_until_ms, &seen, until,
+                                                  memory_order_relaxed, memory_order_relaxed))
+        ;
+}
 static sip_digest_conf_t sip_digest_conf;
 /* Nonces live five minutes (RFC 7616 §5.4 leaves it to the server); a user
  * agent answering a stale one is challenged again with stale=true. */
@@ -167,6 +201,8 @@ static void sip_shard_fini(void *p)
     }
     sip_presence_fini(ss);
     sip_gateway_fini(ss);
+    if (ss->full)
+        atomic_fetch_sub_explicit(&sip_shards_full, 1, memory_order_relaxed);
     buf_fini(&ss->scratch);
     sip_table_fini(&ss->txns);
     sip_table_fini(&ss->aors);
@@ -856,8 +892,9 @@ static void sip_forward_response(shard_t *sh, unsigned dst, const char *data, si
 /* Each NOTIFY a shard sends waits for its answer. When answers come in faster than the shard
  * reads them, the socket's queue fills and drops some, and over UDP every lost answer sends
  * its NOTIFY again (up to ten times): the load feeds itself, and past the peak latency grew
- * to seconds. So while the shard is behind (a standing queue, a request that waited
- * SIP_QUEUE_LIMIT_US, or max_unanswered requests of ours waiting for answers), work that
+ * to seconds; over TCP the NOTIFYs queue on the trunk's connection until it is closed as
+ * a slow reader. So while this request waited SIP_QUEUE_LIMIT_US, or any shard is behind (a
+ * standing queue, or max_unanswered requests of its own waiting for answers), work that
  * fans out into more requests is refused (RFC 3261 §21.5.4): PUBLISH, MESSAGE and a
  * SUBSCRIBE that starts a dialog. Refreshes and unsubscribes go on, and so do
  * retransmissions of what was taken (its transaction answers them). */
@@ -866,9 +903,11 @@ static bool sip_overloaded(shard_t *sh, const sip_shard_t *ss, const sip_msg_t *
     if (m->method != SIP_METHOD_PUBLISH && m->method != SIP_METHOD_MESSAGE &&
         (m->method != SIP_METHOD_SUBSCRIBE || m->to.tag.len))
         return false;
-    if (sip_queue_behind(&ss->queue, shard_datagram_wait_us(sh)))
+    uint64_t now = shard_now_ms(sh);
+    if (sip_queue_behind(&ss->queue, now, shard_datagram_wait_us(sh)))
         return true;
-    return sip_cfg.max_unanswered && ss->ctxns.count >= sip_cfg.max_unanswered;
+    return atomic_load_explicit(&sip_shards_full, memory_order_relaxed) > 0 ||
+           now < atomic_load_explicit(&sip_standing_until_ms, memory_order_relaxed);
 }
 
 static void sip_receive(shard_t *sh, const sip_origin_t *o, const char *data, size_t len,
@@ -1006,7 +1045,7 @@ static void sip_udp_datagram(shard_t *sh, unsigned listener, const struct sockad
     sip_origin_t o = { .shard = (uint16_t)shard_id(sh), .listener = (uint16_t)listener,
                        .peer_len = from_len };
     memcpy(&o.peer, from, from_len);
-    sip_queue_observe(&sip_of(sh)->queue, shard_now_ms(sh), shard_datagram_wait_us(sh));
+    sip_queue_observed(sh, shard_datagram_wait_us(sh));
     sip_receive(sh, &o, data, len, SIP_MSG_DATAGRAM);
 }
 

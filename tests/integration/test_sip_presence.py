@@ -597,9 +597,9 @@ def test_publish_refused_once_account_deleted():
 
 
 def test_overload_refuses_new_work():
-    """Past [sip] max_unanswered NOTIFYs waiting for their answer, a shard refuses PUBLISH,
-    MESSAGE and a new SUBSCRIBE with 503 and Retry-After, still answers the rest, and takes
-    new work again once the answers come."""
+    """Past [sip] max_unanswered NOTIFYs waiting for their answer on any shard, the node
+    refuses PUBLISH, MESSAGE and a new SUBSCRIBE with 503 and Retry-After on every shard,
+    still answers the rest, and takes new work again once the answers come."""
     import re
     node, w = alice_and_her_watcher("max_unanswered = 1\n")
     try:
@@ -633,12 +633,20 @@ def test_overload_refuses_new_work():
         assert status_of(r) == 503, r
         assert status_of(request("OPTIONS", 13)) == 200
         assert node.metric_sum("sip_overload_refusals_total") == 3
+        # The NOTIFY waits on one shard; PUBLISHes from other flows, which the kernel
+        # spreads over both shards, would add to its backlog just the same: all refused.
+        for k in range(8):
+            other = Watcher(node, user="alice")
+            r = publish(other, "alice", 20 + k)
+            other.sock.close()
+            assert status_of(r) == 503, (k, r)
+        assert node.metric_sum("sip_overload_refusals_total") == 11
         # The answer drains the backlog: the same PUBLISH is taken.
         w.answer(notify[0])
         r = request("PUBLISH", 14, "Event: presence\r\nExpires: 60\r\n"
                     "Content-Type: application/pidf+xml\r\n", pidf)
         assert status_of(r) == 200 and "SIP-ETag:" in r, r
-        assert node.metric_sum("sip_overload_refusals_total") == 3
+        assert node.metric_sum("sip_overload_refusals_total") == 11
     finally:
         node.stop()
         node.cleanup()
