@@ -69,6 +69,7 @@ static void sip_queue_observed(shard_t *sh, uint32_t wait_us)
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
 }
+
 static sip_digest_conf_t sip_digest_conf;
 /* Nonces live five minutes (RFC 7616 §5.4 leaves it to the server); a user
  * agent answering a stale one is challenged again with stale=true. */
